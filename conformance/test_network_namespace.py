@@ -1,0 +1,53 @@
+"""Network namespace (config-linux.md: Namespaces, network)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bulkhead.containers import ContainerFactory
+from bulkhead.hostview import namespace_id
+from conformance._support import WAIT_FOREVER, sh, wait_ready
+
+# /proc/net/dev lists the devices of the reader's network namespace, one per line after two
+# header lines; it needs no tool in the container beyond the shell.
+LIST_DEVICES = "tail -n +3 /proc/net/dev | cut -d: -f1"
+
+
+def host_devices() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-network")
+def test_a_new_network_namespace_holds_only_loopback(containers: ContainerFactory) -> None:
+    result = containers.run_args("sh", "-c", LIST_DEVICES)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == ["lo"]
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-network")
+def test_host_interfaces_are_invisible_inside(containers: ContainerFactory) -> None:
+    result = containers.run_args("ls", "/sys/class/net")
+    assert result.exit_code == 0, result.stderr
+    inside = set(result.stdout.split())
+    assert not (inside & (host_devices() - {"lo"})), f"host devices visible: {sorted(inside)}"
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-network", "config-linux.namespaces.6")
+def test_the_container_has_its_own_network_namespace(containers: ContainerFactory) -> None:
+    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
+        wait_ready(ctr)
+        assert namespace_id(ctr.pid, "network") != namespace_id("self", "network")
+
+
+@pytest.mark.spec("config-linux.namespaces.7")
+def test_without_a_network_namespace_host_devices_are_shared(
+    containers: ContainerFactory,
+) -> None:
+    spec = containers.spec(sh(LIST_DEVICES))
+    assert spec.linux is not None and spec.linux.namespaces is not None
+    spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "network"]
+    result = containers.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert set(result.stdout.split()) == host_devices()

@@ -1,0 +1,66 @@
+"""UTS namespace: host and domain name (config.md: Hostname, Domainname; config-linux.md)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+
+from bulkhead import strategies
+from bulkhead.containers import ContainerFactory
+from bulkhead.hostview import namespace_id
+from conformance._support import (
+    WAIT_FOREVER,
+    sh,
+    skip_unless_declared_spec_version,
+    wait_ready,
+)
+
+SHOW = "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname"
+
+
+@pytest.mark.spec("config.hostname.apply-hostname", "config-linux.namespaces.apply-ns-uts")
+@given(hostname=strategies.hostnames())
+def test_the_container_sees_the_configured_hostname(
+    containers: ContainerFactory, hostname: str
+) -> None:
+    host_before = socket.gethostname()
+    result = containers.run(containers.spec(["hostname"], hostname=hostname))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == hostname
+    assert socket.gethostname() == host_before, "the host's own hostname changed"
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-uts")
+@given(hostname=strategies.hostnames(), domainname=strategies.domainnames())
+def test_the_container_sees_the_configured_domainname(
+    containers: ContainerFactory, hostname: str, domainname: str
+) -> None:
+    skip_unless_declared_spec_version(containers.client, "1.2.0", "domainname")
+    host_domain = Path("/proc/sys/kernel/domainname").read_text()
+    spec = containers.spec(sh(SHOW), hostname=hostname)
+    spec.domainname = domainname
+    result = containers.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split() == [hostname, domainname]
+    assert Path("/proc/sys/kernel/domainname").read_text() == host_domain
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-uts", "config-linux.namespaces.6")
+def test_the_container_has_its_own_uts_namespace(containers: ContainerFactory) -> None:
+    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
+        wait_ready(ctr)
+        assert namespace_id(ctr.pid, "uts") != namespace_id("self", "uts")
+
+
+@pytest.mark.spec("config-linux.namespaces.7")
+def test_without_a_uts_namespace_the_host_name_is_shared(containers: ContainerFactory) -> None:
+    spec = containers.spec(["hostname"])
+    spec.hostname = None  # a hostname needs a UTS namespace of its own (config.md)
+    assert spec.linux is not None and spec.linux.namespaces is not None
+    spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "uts"]
+    result = containers.run(spec)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == socket.gethostname()

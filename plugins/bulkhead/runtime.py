@@ -1,0 +1,261 @@
+"""A client for any OCI runtime binary, through its command line only.
+
+The suite never links to a runtime: it runs ``<runtime> [global args] <verb> ...`` exactly as
+containerd's shim or conmon would, with a timeout on every call. Each call is recorded (argv,
+exit code, stdout, stderr, duration) so a failure report can show precisely what was asked of the
+runtime and what it answered.
+
+The command-line shape followed is runc's, which crun and youki mirror: ``kill ID [SIGNAL]``
+with the signal positional, ``delete [--force] ID``, ``create --bundle B [--pid-file P] ID``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from bulkhead.errors import UsageError
+from bulkhead.spec import State
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One finished runtime invocation."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    def describe(self) -> str:
+        cmd = " ".join(self.argv)
+        lines = [f"$ {cmd}", f"  exit {self.returncode} after {self.duration * 1000:.0f} ms"]
+        for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            text = text.strip()
+            if text:
+                lines.append(f"  {name}: " + text.replace("\n", "\n          "))
+        return "\n".join(lines)
+
+
+class RuntimeCallError(Exception):
+    """The runtime exited non-zero (or timed out) where success was expected."""
+
+    def __init__(self, call: Call, message: str | None = None) -> None:
+        self.call = call
+        reason = call.stderr.strip() or call.stdout.strip() or "no output"
+        super().__init__(
+            message or f"{' '.join(call.argv)} failed with exit {call.returncode}: {reason}"
+        )
+
+
+class RuntimeTimeout(RuntimeCallError):
+    pass
+
+
+@dataclass
+class CallLog:
+    """Every call made through a client, in order; the plugin slices it per test."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def mark(self) -> int:
+        return len(self.calls)
+
+    def since(self, mark: int) -> list[Call]:
+        return self.calls[mark:]
+
+
+def resolve_runtime(name_or_path: str) -> Path:
+    """A runtime named on PATH (``runc``) or given as a path; fails with a readable reason."""
+    if "/" in name_or_path:
+        path = Path(name_or_path).resolve()
+        if not path.is_file():
+            raise UsageError(f"--runtime {name_or_path}: no such file")
+        if not os.access(path, os.X_OK):
+            raise UsageError(f"--runtime {name_or_path}: not executable")
+        return path
+    found = shutil.which(name_or_path)
+    if found is None:
+        raise UsageError(
+            f"--runtime {name_or_path}: not found on PATH (install it, or pass a path to the binary)"
+        )
+    return Path(found)
+
+
+def hidden_cgroup2_controllers_prefix(empty_file: Path, cgroup2_mount: Path) -> tuple[str, ...]:
+    """A command prefix that runs the runtime where the cgroup2 mount lists no controllers.
+
+    crun (1.8 at least) refuses every container on a hybrid host while any controller sits in
+    the cgroup2 hierarchy. Each call is run in a private mount namespace of its own in which an
+    empty file is bind-mounted over ``cgroup.controllers``: crun then works with the v1
+    controllers, and nothing changes for anyone else on the machine.
+    """
+    script = 'mount --bind "$0" "$1" && shift && exec "$@"'
+    return (
+        "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", script, str(empty_file), str(cgroup2_mount / "cgroup.controllers"),
+    )  # fmt: skip
+
+
+class RuntimeClient:
+    """Runs one runtime binary with a fixed ``--root`` and optional extra global arguments."""
+
+    def __init__(
+        self,
+        binary: Path,
+        *,
+        root: Path,
+        global_args: Sequence[str] = (),
+        prefix: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT,
+        log: CallLog | None = None,
+    ) -> None:
+        self.binary = binary
+        self.root = root
+        self.global_args = tuple(global_args)
+        self.prefix = tuple(prefix)
+        self.timeout = timeout
+        self.log = log if log is not None else CallLog()
+
+    @property
+    def name(self) -> str:
+        return self.binary.name
+
+    def argv(self, *args: str) -> tuple[str, ...]:
+        return (*self.prefix, str(self.binary), "--root", str(self.root), *self.global_args, *args)
+
+    def call(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ) -> Call:
+        """Runs one verb. With ``stdout``/``stderr`` files the container may inherit them.
+
+        ``create`` and detached ``run`` hand the runtime's stdio to the container's init; with
+        pipes, reading them would wait for the container to exit. Callers give files there.
+        """
+        argv = self.argv(*args)
+        started = time.monotonic()
+        out_pipe = stdout is None
+        err_pipe = stderr is None
+        err_pos = stderr.tell() if stderr is not None else 0
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if out_pipe else stdout,
+            stderr=subprocess.PIPE if err_pipe else stderr,
+            text=True,
+        )
+        limit = self.timeout if timeout is None else timeout
+        try:
+            out, err = proc.communicate(timeout=limit)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the runtime process we started, by its PID
+            out, err = proc.communicate()
+            timed_out = True
+        if stderr is not None:
+            # What the runtime itself printed before returning; the container has not run yet.
+            stderr.flush()
+            err = Path(f"/proc/self/fd/{stderr.fileno()}").read_text()[err_pos:]
+        call = Call(argv, proc.returncode, out or "", err or "", time.monotonic() - started)
+        self.log.calls.append(call)
+        if timed_out:
+            raise RuntimeTimeout(call, f"{' '.join(argv)} did not finish within {limit:.0f} s")
+        if check and call.returncode != 0:
+            raise RuntimeCallError(call)
+        return call
+
+    # The verbs. Each returns the Call; ``check=False`` lets a test look at a refusal.
+
+    def create(
+        self,
+        container_id: str,
+        bundle: Path,
+        *,
+        pid_file: Path | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        check: bool = True,
+    ) -> Call:
+        args = ["create", "--bundle", str(bundle)]
+        if pid_file is not None:
+            args += ["--pid-file", str(pid_file)]
+        return self.call(*args, container_id, check=check, stdout=stdout, stderr=stderr)
+
+    def start(self, container_id: str, *, check: bool = True) -> Call:
+        return self.call("start", container_id, check=check)
+
+    def state(self, container_id: str) -> State:
+        call = self.call("state", container_id)
+        try:
+            return State.model_validate(json.loads(call.stdout))
+        except ValueError as exc:
+            raise RuntimeCallError(call, f"state output is not valid state JSON: {exc}") from exc
+
+    def raw_state(self, container_id: str, *, check: bool = True) -> Call:
+        return self.call("state", container_id, check=check)
+
+    def kill(self, container_id: str, signal: str = "TERM", *, check: bool = True) -> Call:
+        return self.call("kill", container_id, signal, check=check)
+
+    def delete(self, container_id: str, *, force: bool = False, check: bool = True) -> Call:
+        args = ["delete", "--force"] if force else ["delete"]
+        return self.call(*args, container_id, check=check)
+
+    def run(
+        self, container_id: str, bundle: Path, *, timeout: float | None = None, check: bool = False
+    ) -> Call:
+        """Foreground ``run``: the runtime exits with the container process's exit code."""
+        return self.call(
+            "run", "--bundle", str(bundle), container_id, check=check, timeout=timeout
+        )
+
+    def exec(
+        self,
+        container_id: str,
+        args: Sequence[str],
+        *,
+        env: Sequence[str] = (),
+        cwd: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Call:
+        opts: list[str] = []
+        for item in env:
+            opts += ["--env", item]
+        if cwd is not None:
+            opts += ["--cwd", cwd]
+        return self.call("exec", *opts, container_id, *args, check=check, timeout=timeout)
+
+    def features(self) -> dict[str, object]:
+        call = self.call("features")
+        data = json.loads(call.stdout)
+        if not isinstance(data, dict):
+            raise RuntimeCallError(call, "features output is not a JSON object")
+        return data
+
+    def version(self) -> str:
+        """The first line of ``--version``, or why there is none."""
+        try:
+            done = subprocess.run(
+                [*self.prefix, str(self.binary), "--version"],
+                capture_output=True, text=True, timeout=self.timeout, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"unknown ({exc})"
+        first = (done.stdout or done.stderr).strip().splitlines()
+        return first[0] if first else f"unknown (exit {done.returncode}, no output)"
