@@ -28,8 +28,11 @@ WAIT_FOREVER = "touch /ready; sleep 1000 & wait"
 def wait_ready(ctr: Container, marker: str = "ready", timeout: float = 10.0) -> None:
     """Waits until the container wrote ``/marker``, seen from the host in the overlay upper."""
     path = ctr.bundle.upper / marker
-    poll(lambda: True if path.exists() else None, timeout=timeout,
-         what=f"/{marker} written by container {ctr.id}")
+    poll(
+        lambda: True if path.exists() else None,
+        timeout=timeout,
+        what=f"/{marker} written by container {ctr.id}",
+    )
 
 
 def validate_against(schema_name: str, document: Any) -> None:
@@ -77,8 +80,10 @@ def skip_unless_declared_spec_version(runtime: RuntimeClient, needed: str, what:
     """Skips when the runtime itself declares (features.md) a spec older than ``what`` needs."""
     declared = declared_spec_max(runtime)
     if declared is not None and _version_key(declared) < _version_key(needed):
-        pytest.skip(f"{what} arrived in runtime-spec {needed}; {runtime.name} declares "
-                    f"ociVersionMax {declared} in its features output")
+        pytest.skip(
+            f"{what} arrived in runtime-spec {needed}; {runtime.name} declares "
+            f"ociVersionMax {declared} in its features output"
+        )
 
 
 def grant(spec: Spec, *caps: str) -> Spec:

@@ -26,8 +26,13 @@ from conformance._support import (
 )
 
 
-@pytest.mark.spec("runtime.lifecycle.4", "runtime.create.4", "runtime.create.6",
-                  "runtime.state.5", "runtime.state.8")
+@pytest.mark.spec(
+    "runtime.lifecycle.4",
+    "runtime.create.4",
+    "runtime.create.6",
+    "runtime.state.5",
+    "runtime.state.8",
+)
 def test_create_gives_created_without_running_the_program(containers: ContainerFactory) -> None:
     with containers.container(containers.spec(sh("touch /ran; " + WAIT_FOREVER))) as ctr:
         state = ctr.state()
@@ -70,8 +75,13 @@ def test_delete_removes_the_cgroups_create_made(containers: ContainerFactory) ->
         assert not left, f"cgroups left after delete: {left}"
 
 
-@pytest.mark.spec("runtime.state.12", "runtime.query-state.3", "runtime.state.1",
-                  "runtime.state.2", "runtime.state.9")
+@pytest.mark.spec(
+    "runtime.state.12",
+    "runtime.query-state.3",
+    "runtime.state.1",
+    "runtime.state.2",
+    "runtime.state.9",
+)
 @pytest.mark.parametrize("phase", ["created", "running", "stopped"])
 def test_state_output_validates_against_the_schema(
     containers: ContainerFactory, phase: str

@@ -88,8 +88,7 @@ def test_mounts_are_made_in_order(containers: ContainerFactory) -> None:
     # The second mount lands inside the first: it only exists if the first came before it.
     spec.mounts += [
         Mount(destination="/srv/outer", type="tmpfs", source="tmpfs", options=["size=64k"]),
-        Mount(destination="/srv/outer/inner", type="tmpfs", source="tmpfs",
-              options=["size=64k"]),
+        Mount(destination="/srv/outer/inner", type="tmpfs", source="tmpfs", options=["size=64k"]),
     ]
     result = containers.run(spec)
     assert result.exit_code == 0, result.stderr
@@ -119,8 +118,9 @@ def test_a_bind_mount_shows_the_host_directory(
     (tmp_path / "hello").write_text(f"hello from {tmp_path.name}\n")
     spec = containers.spec(sh("cat /srv/shared/hello; touch /srv/shared/new; echo $?"))
     assert spec.mounts is not None
-    spec.mounts.append(Mount(destination="/srv/shared", type="bind", source=str(tmp_path),
-                             options=["rbind", "ro"]))
+    spec.mounts.append(
+        Mount(destination="/srv/shared", type="bind", source=str(tmp_path), options=["rbind", "ro"])
+    )
     result = containers.run(spec)
     assert result.exit_code == 0, result.stderr
     content, status = result.stdout.rsplit("\n", 2)[:2]

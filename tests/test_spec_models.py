@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from bulkhead.spec import (
     CPU,
     DEFAULT_NAMESPACES,
@@ -60,7 +62,6 @@ from bulkhead.spec import (
     validator,
 )
 from bulkhead.spec.models import InterfacePriority
-from pydantic import BaseModel, ValidationError
 
 SCHEMA_DIR = find_schema_dir()
 needs_schema = pytest.mark.skipif(
@@ -334,9 +335,7 @@ def test_every_field_round_trips_and_validates() -> None:
 
 def test_fields_accept_python_and_json_names() -> None:
     by_name = Process(cwd="/", no_new_privileges=True, exec_cpu_affinity=ExecCPUAffinity())
-    by_alias = Process.model_validate(
-        {"cwd": "/", "noNewPrivileges": True, "execCPUAffinity": {}}
-    )
+    by_alias = Process.model_validate({"cwd": "/", "noNewPrivileges": True, "execCPUAffinity": {}})
     assert by_name == by_alias
 
 

@@ -6,8 +6,12 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-import bulkhead.strategies as strategies
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+import bulkhead.strategies as strategies
 from bulkhead.spec import (
     DEFAULT_PATH_ENV,
     DOCKER_DEFAULT_CAPABILITIES,
@@ -49,9 +53,6 @@ from bulkhead.strategies import (
     specs,
     users,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -380,3 +381,9 @@ def test_specs_stay_runnable(spec: Spec) -> None:
     assert len(set(rlimit_types)) == len(rlimit_types)
     assert spec.hostname is not None and len(spec.hostname) <= HOST_NAME_MAX
     assert spec.process.env is not None and spec.process.env[0] == DEFAULT_PATH_ENV
+
+
+@SETTINGS
+@given(specs(oci_version="1.0.2"))
+def test_specs_declare_the_requested_version(spec: Spec) -> None:
+    assert spec.to_json_dict()["ociVersion"] == "1.0.2"

@@ -47,9 +47,7 @@ class Result:
         return cls(call.returncode, call.stdout, call.stderr)
 
 
-def poll(
-    check: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition"
-) -> T:
+def poll(check: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition") -> T:
     """Calls ``check`` until it returns something other than None; backs off up to 50 ms."""
     deadline = time.monotonic() + timeout
     delay = 0.002
@@ -216,16 +214,15 @@ class ContainerFactory:
 
     def destroy(self, ctr: Container) -> None:
         """Force-deletes a container; tolerates one that is already gone."""
-        try:
+        # Already deleted (or never created) is fine. If it somehow still exists, the leak
+        # sentinel reports it; cleanup must not mask the test's own result.
+        with contextlib.suppress(RuntimeCallError):
             self.client.delete(ctr.id, force=True, check=True)
-        except RuntimeCallError:
-            # Already deleted (or never created): `state` failing confirms it is gone. If it
-            # still exists, the leak sentinel reports it; cleanup must not mask the test result.
-            pass
         ctr.close_stdio()
 
-    def run(self, spec: Spec | dict[str, object] | None = None, *,
-            timeout: float | None = None) -> Result:
+    def run(
+        self, spec: Spec | dict[str, object] | None = None, *, timeout: float | None = None
+    ) -> Result:
         """Runs a container to completion in the foreground and returns what it produced."""
         with self.bundle(spec) as (cid, bundle):
             try:

@@ -45,26 +45,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ini_type = {"append": "linelist", "store_true": "bool"}.get(kw.get("action", ""), "string")
         parser.addini(ini, help=help, type=ini_type)  # type: ignore[arg-type]
 
-    add("--runtime", "bulkhead_runtime",
+    add(
+        "--runtime",
+        "bulkhead_runtime",
         "runtime under test: a name on PATH (runc, crun), a path, or 'reference' "
-        "(default: $OCI_RUNTIME, $RUNTIME, else runc)")
-    add("--runtime-arg", "bulkhead_runtime_args",
+        "(default: $OCI_RUNTIME, $RUNTIME, else runc)",
+    )
+    add(
+        "--runtime-arg",
+        "bulkhead_runtime_args",
         "extra global argument for every runtime call (repeatable), e.g. --runtime-arg=--debug",
-        action="append")
-    add("--runtime-root", "bulkhead_runtime_root",
+        action="append",
+    )
+    add(
+        "--runtime-root",
+        "bulkhead_runtime_root",
         "parent of the runtime's --root directories (default: a fresh directory per session "
-        "and xdist worker)")
-    add("--keep-failed", "bulkhead_keep_failed",
+        "and xdist worker)",
+    )
+    add(
+        "--keep-failed",
+        "bulkhead_keep_failed",
         "keep the bundles (config.json, overlay upper, stdio) of containers in failed tests",
-        action="store_true")
-    add("--runtime-timeout", "bulkhead_runtime_timeout",
-        "seconds any single runtime call may take (default 30)")
-    add("--hide-cgroup2-controllers", "bulkhead_hide_cgroup2_controllers",
+        action="store_true",
+    )
+    add(
+        "--runtime-timeout",
+        "bulkhead_runtime_timeout",
+        "seconds any single runtime call may take (default 30)",
+    )
+    add(
+        "--hide-cgroup2-controllers",
+        "bulkhead_hide_cgroup2_controllers",
         "run each runtime call where the cgroup2 mount lists no controllers: auto (crun on a "
-        "hybrid host with cgroup2 controllers), yes, no", choices=HIDE_CHOICES)
-    add("--expectations", "bulkhead_expectations",
+        "hybrid host with cgroup2 controllers), yes, no",
+        choices=HIDE_CHOICES,
+    )
+    add(
+        "--expectations",
+        "bulkhead_expectations",
         "TOML file of known deviations (strict xfails) for the runtime under test "
-        "(default: the suite's file for the runtime's name, if any)")
+        "(default: the suite's file for the runtime's name, if any)",
+    )
 
 
 def _opt(config: pytest.Config, name: str) -> Any:
@@ -120,15 +142,20 @@ def _runtime_summary(config: pytest.Config) -> dict[str, str]:
     except BulkheadError as exc:
         return {"runtime": name, "runtime_error": str(exc)}
     client = RuntimeClient(binary, root=Path("/nonexistent"))
-    return {"runtime": binary.name, "runtime_path": str(binary),
-            "runtime_version": client.version()}
+    return {
+        "runtime": binary.name,
+        "runtime_path": str(binary),
+        "runtime_version": client.version(),
+    }
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     info = _runtime_summary(config)
     host = probe_host()
-    lines = [f"bulkhead: runtime {info.get('runtime_path', info['runtime'])} "
-             f"({info.get('runtime_version') or info.get('runtime_error')})"]
+    lines = [
+        f"bulkhead: runtime {info.get('runtime_path', info['runtime'])} "
+        f"({info.get('runtime_version') or info.get('runtime_error')})"
+    ]
     lines += [f"bulkhead: {line}" for line in host.describe()]
     return lines
 

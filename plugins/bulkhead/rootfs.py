@@ -88,8 +88,9 @@ def _populate(root: Path, busybox: Path) -> None:
         if applet != "busybox":
             (root / "bin" / applet).symlink_to("busybox")
     _compile_probe(root / "bin" / PROBE)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                         "nobody:x:65534:65534:nobody:/:/bin/false\n")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    )
     (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     for f in FIXTURE_FILES:
         (root / f[1:]).write_text(FIXTURE_CONTENT)

@@ -87,7 +87,8 @@ def resolve_runtime(name_or_path: str) -> Path:
     found = shutil.which(name_or_path)
     if found is None:
         raise UsageError(
-            f"--runtime {name_or_path}: not found on PATH (install it, or pass a path to the binary)"
+            f"--runtime {name_or_path}: not found on PATH "
+            "(install it, or pass a path to the binary)"
         )
     return Path(found)
 
@@ -220,9 +221,7 @@ class RuntimeClient:
         self, container_id: str, bundle: Path, *, timeout: float | None = None, check: bool = False
     ) -> Call:
         """Foreground ``run``: the runtime exits with the container process's exit code."""
-        return self.call(
-            "run", "--bundle", str(bundle), container_id, check=check, timeout=timeout
-        )
+        return self.call("run", "--bundle", str(bundle), container_id, check=check, timeout=timeout)
 
     def exec(
         self,

@@ -180,8 +180,9 @@ class Sentinel:
         elif leak.kind == "netdev":
             subprocess.run(["ip", "link", "del", leak.what], check=True, capture_output=True)
         elif leak.kind == "netns":
-            subprocess.run(["ip", "netns", "del", Path(leak.what).name], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["ip", "netns", "del", Path(leak.what).name], check=True, capture_output=True
+            )
         elif leak.kind == "cgroup":
             _rmdir_tree(Path(leak.what))
 

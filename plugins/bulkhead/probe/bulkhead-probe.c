@@ -36,7 +36,7 @@ static const char *errname(int err)
 static int usage(void)
 {
     fputs("usage: bulkhead-probe shm-create|shm-exists|msg-create|msg-exists KEY\n"
-          "       bulkhead-probe read|open-write|statvfs|stat PATH\n",
+          "       bulkhead-probe read|open-write|create|statvfs|stat PATH\n",
           stderr);
     return 2;
 }
@@ -125,6 +125,19 @@ static int do_open_write(const char *path)
     return 0;
 }
 
+/* Creates a new, empty file: on a read-only mount the kernel refuses with EROFS. */
+static int do_create(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        printf("result=error errno=%s\n", errname(errno));
+        return 0;
+    }
+    close(fd);
+    puts("result=ok");
+    return 0;
+}
+
 static int do_statvfs(const char *path)
 {
     struct statvfs sv;
@@ -175,6 +188,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "msg-exists")) return ipc_exists(0, parse_key(arg));
     if (!strcmp(cmd, "read")) return do_read(arg);
     if (!strcmp(cmd, "open-write")) return do_open_write(arg);
+    if (!strcmp(cmd, "create")) return do_create(arg);
     if (!strcmp(cmd, "statvfs")) return do_statvfs(arg);
     if (!strcmp(cmd, "stat")) return do_stat(arg);
     return usage();

@@ -36,30 +36,58 @@ NamespaceType = Literal["mount", "pid", "network", "uts", "ipc", "user", "cgroup
 RootfsPropagation = Literal["private", "shared", "slave", "unbindable"]
 DeviceType = Literal["c", "b", "u", "p"]  # FileType: char, block, unbuffered char, FIFO
 SchedulerPolicy = Literal[
-    "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE",
+    "SCHED_OTHER",
+    "SCHED_FIFO",
+    "SCHED_RR",
+    "SCHED_BATCH",
+    "SCHED_ISO",
+    "SCHED_IDLE",
     "SCHED_DEADLINE",
 ]
 SchedulerFlag = Literal[
-    "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN",
-    "SCHED_FLAG_KEEP_POLICY", "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN",
+    "SCHED_FLAG_RESET_ON_FORK",
+    "SCHED_FLAG_RECLAIM",
+    "SCHED_FLAG_DL_OVERRUN",
+    "SCHED_FLAG_KEEP_POLICY",
+    "SCHED_FLAG_KEEP_PARAMS",
+    "SCHED_FLAG_UTIL_CLAMP_MIN",
     "SCHED_FLAG_UTIL_CLAMP_MAX",
 ]
 IOPriorityClass = Literal["IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"]
 SeccompAction = Literal[
-    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
 ]
 SeccompFlag = Literal[
-    "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ]
 SeccompOperator = Literal[
-    "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
     "SCMP_CMP_MASKED_EQ",
 ]
 MemoryPolicyMode = Literal[
-    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED",
-    "MPOL_PREFERRED_MANY", "MPOL_LOCAL",
+    "MPOL_DEFAULT",
+    "MPOL_BIND",
+    "MPOL_INTERLEAVE",
+    "MPOL_WEIGHTED_INTERLEAVE",
+    "MPOL_PREFERRED",
+    "MPOL_PREFERRED_MANY",
+    "MPOL_LOCAL",
 ]
 MemoryPolicyFlag = Literal["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]
 PersonalityDomain = Literal["LINUX", "LINUX32"]
@@ -103,7 +131,7 @@ class Hook(SpecModel):
 
 
 class Hooks(SpecModel):
-    # `prestart` is deprecated since v1.0.2 in favour of createRuntime, but still in the schema.
+    # `prestart` is deprecated (config.md "Prestart") in favour of createRuntime, but still valid.
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
     create_container: list[Hook] | None = None
@@ -214,7 +242,7 @@ class Memory(SpecModel):
     limit: Int64 | None = None
     reservation: Int64 | None = None
     swap: Int64 | None = None
-    kernel: Int64 | None = None  # deprecated in the spec; kernel memory accounting is gone
+    kernel: Int64 | None = None  # NOT RECOMMENDED by config-linux.md: kernels dropped kmem limits
     kernel_tcp: Int64 | None = Field(default=None, alias="kernelTCP")
     swappiness: UInt64 | None = None
     disable_oom_killer: bool | None = Field(default=None, alias="disableOOMKiller")
@@ -235,7 +263,7 @@ class CPU(SpecModel):
 
 
 class Pids(SpecModel):
-    limit: Int64  # <= 0 means "no limit" in runc; the schema allows any int64
+    limit: Int64
 
 
 class WeightDevice(SpecModel):

@@ -9,6 +9,7 @@ from bulkhead.spec import (
     DEFAULT_PATH_ENV,
     DOCKER_MASKED_PATHS,
     DOCKER_READONLY_PATHS,
+    OCI_VERSION,
     Spec,
     default_spec,
 )
@@ -43,19 +44,25 @@ def specs(
     *,
     args: st.SearchStrategy[list[str]] | None = None,
     rootfs: str = "rootfs",
+    oci_version: str = OCI_VERSION,
 ) -> Spec:
     """`default_spec()` with drawn args, env, hostname, domainname, annotations, rlimits and
     subsets of Docker's masked and read-only paths. The default namespaces stay, so the UTS
-    namespace that hostname and domainname need is always there."""
+    namespace that hostname and domainname need is always there.
+
+    `oci_version` is what the config declares; a runtime that only knows an older minor
+    release may refuse a config claiming a newer one (config.md "Specification version").
+    """
     spec = default_spec(
         draw(args if args is not None else process_args()),
         rootfs=rootfs,
         hostname=draw(hostnames()),
         env=[DEFAULT_PATH_ENV, *draw(env_vars())],
     )
-    # default_spec() always fills both; the check narrows the Optional types.
+    # default_spec() always fills both; the check narrows the Optional types for mypy.
     if spec.process is None or spec.linux is None:
         raise AssertionError("default_spec() must set process and linux")
+    spec.oci_version = oci_version
     spec.domainname = draw(st.none() | domainnames())
     spec.annotations = draw(annotations()) or None
     spec.linux.masked_paths = draw(path_subsets(DOCKER_MASKED_PATHS, min_size=0))

@@ -53,9 +53,7 @@ def hostnames(*, max_length: int = HOST_NAME_MAX, max_labels: int = 4) -> st.Sea
     return _dotted_names(max_length, max_labels)
 
 
-def domainnames(
-    *, max_length: int = HOST_NAME_MAX, max_labels: int = 4
-) -> st.SearchStrategy[str]:
+def domainnames(*, max_length: int = HOST_NAME_MAX, max_labels: int = 4) -> st.SearchStrategy[str]:
     """NIS domain names for `domainname`: same rules and 64-byte limit as host names."""
     _check(max_length, max_labels)
     return _dotted_names(max_length, max_labels)

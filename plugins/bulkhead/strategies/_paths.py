@@ -58,6 +58,6 @@ def path_subsets(
         raise InvalidArgument(f"candidates must be absolute container paths, got {bad}")
     if not 0 <= min_size <= len(pool):
         raise InvalidArgument(f"min_size={min_size} must be in [0, {len(pool)}]")
-    return st.lists(
-        st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=True
-    ).map(sorted)
+    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=True).map(
+        sorted
+    )

@@ -71,9 +71,9 @@ def capability_sets(
         raise InvalidArgument(f"not capability names: {bad}")
     if not 0 <= min_size <= len(pool):
         raise InvalidArgument(f"min_size={min_size} must be in [0, {len(pool)}]")
-    return st.lists(
-        st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=True
-    ).map(sorted)
+    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=True).map(
+        sorted
+    )
 
 
 def capabilities(
@@ -91,9 +91,7 @@ def capabilities(
 
 
 @st.composite
-def processes(
-    draw: st.DrawFn, *, args: st.SearchStrategy[list[str]] | None = None
-) -> Process:
+def processes(draw: st.DrawFn, *, args: st.SearchStrategy[list[str]] | None = None) -> Process:
     """Whole `process` objects: drawn argv, user, env (after the default PATH), capabilities,
     rlimits and noNewPrivileges; no terminal, cwd "/" (which every rootfs has)."""
     return Process(
