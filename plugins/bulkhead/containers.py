@@ -56,7 +56,7 @@ def poll(check: Callable[[], T | None], *, timeout: float = 10.0, what: str = "c
         if value is not None:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 

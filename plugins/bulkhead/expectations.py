@@ -40,11 +40,22 @@ def parse(text: str, source: str) -> list[Expectation]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"failed to read expectations {source}: {exc}") from exc
+    entries = data.get("expect", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"expectations {source}: write each entry as [[expect]] (an array)")
     out = []
-    for i, entry in enumerate(data.get("expect", []), 1):
-        missing = [k for k in ("test", "reason", "spec") if not entry.get(k)]
-        if missing:
-            raise UsageError(f"expectations {source}: entry {i} lacks {', '.join(missing)}")
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise UsageError(f"expectations {source}: entry {i} is not a table")
+        bad = [
+            k
+            for k in ("test", "reason", "spec")
+            if not isinstance(entry.get(k), str) or not entry[k]
+        ]
+        if bad:
+            raise UsageError(
+                f"expectations {source}: entry {i} needs a non-empty string for {', '.join(bad)}"
+            )
         out.append(Expectation(entry["test"], entry["reason"], entry["spec"]))
     return out
 

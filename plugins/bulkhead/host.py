@@ -47,14 +47,25 @@ def _mounts() -> list[tuple[str, str, str]]:
     return out
 
 
+def _known_controllers() -> set[str]:
+    """Controller names the kernel knows (/proc/cgroups), so mount options such as ``xattr``
+    or ``release_agent=...`` on a v1 mount are not taken for controllers."""
+    try:
+        lines = Path("/proc/cgroups").read_text().splitlines()
+    except OSError:
+        return set()
+    return {line.split()[0] for line in lines if line and not line.startswith("#")}
+
+
 def probe_cgroups() -> CgroupLayout:
+    known = _known_controllers()
     v1: set[str] = set()
     v2_mount: Path | None = None
     for point, fstype, opts in _mounts():
         if fstype == "cgroup2" and v2_mount is None:
             v2_mount = Path(point)
         elif fstype == "cgroup":
-            v1.update(o for o in opts.split(",") if o not in {"rw", "ro", "relatime"})
+            v1.update(o for o in opts.split(",") if o in known or o.startswith("name="))
     v2: frozenset[str] = frozenset()
     if v2_mount is not None:
         try:

@@ -35,6 +35,7 @@ _suite_key = pytest.StashKey[Suite]()
 _mark_key = pytest.StashKey[int]()
 _expect_key = pytest.StashKey[list[expectations.Expectation]]()
 _used_key = pytest.StashKey[set[str]]()
+_runs_key = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,16 +106,29 @@ def _runtime_name(config: pytest.Config) -> str:
     )
 
 
+def _timeout(config: pytest.Config) -> float:
+    raw = _opt(config, "bulkhead_runtime_timeout")
+    if raw in (None, ""):
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise pytest.UsageError(f"--runtime-timeout {raw}: give a number of seconds above 0")
+    return value
+
+
 def _options(config: pytest.Config) -> SuiteOptions:
     root = _opt(config, "bulkhead_runtime_root")
-    timeout = _opt(config, "bulkhead_runtime_timeout")
+    timeout = _timeout(config)
     return SuiteOptions(
         runtime=_runtime_name(config),
         runtime_args=tuple(_opt(config, "bulkhead_runtime_args") or ()),
         runtime_root=Path(root) if root else None,
         keep_failed=bool(_opt(config, "bulkhead_keep_failed")),
         hide_cgroup2_controllers=str(_opt(config, "bulkhead_hide_cgroup2_controllers") or "auto"),
-        timeout=float(timeout) if timeout else 30.0,
+        timeout=timeout,
     )
 
 
@@ -133,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_expect_key] = loaded
     config.stash[_used_key] = set()
+    _timeout(config)  # a bad value is a usage error now, not an error in every test later
 
 
 def _runtime_summary(config: pytest.Config) -> dict[str, str]:
@@ -176,7 +191,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     host = probe_host()
-    if any("bulkhead_suite" in getattr(item, "fixturenames", ()) for item in items):
+    conformance = any("bulkhead_suite" in getattr(i, "fixturenames", ()) for i in items)
+    config.stash[_runs_key] = conformance
+    if conformance:
         # Fail fast, once, on a runtime that cannot be found, not once per test.
         try:
             resolve_binary(_runtime_name(config))
@@ -202,7 +219,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if hasattr(config, "workerinput"):
         return
     unused = [e.test for e in config.stash[_expect_key] if e.test not in config.stash[_used_key]]
-    if unused and terminalreporter.stats.get("passed") is not None:
+    if config.stash.get(_runs_key, False) and unused:
         terminalreporter.write_line(
             "bulkhead: expectations that matched no collected test: " + ", ".join(unused),
             yellow=True,

@@ -11,8 +11,10 @@ with the signal positional, ``delete [--force] ID``, ``create --bundle B [--pid-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import time
@@ -150,32 +152,48 @@ class RuntimeClient:
         """
         argv = self.argv(*args)
         started = time.monotonic()
-        out_pipe = stdout is None
-        err_pipe = stderr is None
-        err_pos = stderr.tell() if stderr is not None else 0
+        # Byte offset (not a text-file cookie): what this call adds is read back as bytes.
+        err_pos = 0
+        if stderr is not None:
+            stderr.flush()
+            err_pos = os.fstat(stderr.fileno()).st_size
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if out_pipe else stdout,
-            stderr=subprocess.PIPE if err_pipe else stderr,
+            stdout=subprocess.PIPE if stdout is None else stdout,
+            stderr=subprocess.PIPE if stderr is None else stderr,
             text=True,
+            # A process group of its own, so a timeout ends the runtime and whatever it started
+            # (all of it ours) instead of waiting for a child that still holds the pipes.
+            start_new_session=True,
         )
         limit = self.timeout if timeout is None else timeout
         try:
             out, err = proc.communicate(timeout=limit)
             timed_out = False
         except subprocess.TimeoutExpired:
-            proc.kill()  # the runtime process we started, by its PID
-            out, err = proc.communicate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                # Something outside the group still holds the pipes: stop reading them.
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                proc.wait()
+                out, err = "", "(output abandoned: a process outside the group held it open)"
             timed_out = True
         if stderr is not None:
             # What the runtime itself printed before returning; the container has not run yet.
             stderr.flush()
-            err = Path(f"/proc/self/fd/{stderr.fileno()}").read_text()[err_pos:]
+            with open(f"/proc/self/fd/{stderr.fileno()}", "rb") as f:
+                f.seek(err_pos)
+                err = f.read().decode(errors="replace")
         call = Call(argv, proc.returncode, out or "", err or "", time.monotonic() - started)
         self.log.calls.append(call)
         if timed_out:
-            raise RuntimeTimeout(call, f"{' '.join(argv)} did not finish within {limit:.0f} s")
+            raise RuntimeTimeout(call, f"{' '.join(argv)} did not finish within {limit:g} s")
         if check and call.returncode != 0:
             raise RuntimeCallError(call)
         return call

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -54,13 +55,18 @@ class Sentinel:
     ) -> None:
         self.token = token
         self.roots = tuple(str(r) for r in roots)
+        # A root matches as a whole path prefix: /r/gw1 must not claim /r/gw10/... of a
+        # neighbouring xdist worker.
+        self._root_re = re.compile(
+            "|".join(re.escape(r.rstrip("/")) + r"(?=/|\s|,|$)" for r in self.roots) or "(?!)"
+        )
         self.runtime_root = runtime_root
         self.proc = proc
         self.sysfs = sysfs
         self.netns_dir = netns_dir
 
     def _ours(self, text: str) -> bool:
-        return self.token in text or any(r in text for r in self.roots)
+        return self.token in text or self._root_re.search(text) is not None
 
     # --- what is on the host now ---------------------------------------------------------
     def _mounts(self) -> Iterable[Leak]:

@@ -1,0 +1,149 @@
+"""Expectations files: parsing, matching node ids, and finding the bundled file for a runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulkhead.errors import UsageError
+from bulkhead.expectations import Expectation, load, parse
+
+ONE = """
+[[expect]]
+test = "test_lifecycle.py::test_delete_of_a_created_container_without_force_errors"
+reason = "deletes a created container without --force"
+spec = "runtime.delete.3"
+"""
+
+TWO = (
+    ONE
+    + """
+[[expect]]
+test = "test_pid_namespace.py::test_init_is_pid_1[runc]"
+reason = "some reason"
+spec = "config.linux.namespaces.1"
+"""
+)
+
+
+def test_parse_reads_every_entry_in_order() -> None:
+    assert parse(TWO, "two.toml") == [
+        Expectation(
+            "test_lifecycle.py::test_delete_of_a_created_container_without_force_errors",
+            "deletes a created container without --force",
+            "runtime.delete.3",
+        ),
+        Expectation(
+            "test_pid_namespace.py::test_init_is_pid_1[runc]",
+            "some reason",
+            "config.linux.namespaces.1",
+        ),
+    ]
+
+
+def test_a_file_without_entries_expects_nothing() -> None:
+    assert parse("# nothing known yet\n", "empty.toml") == []
+
+
+@pytest.mark.parametrize("missing", ["test", "reason", "spec"])
+def test_an_entry_missing_a_key_is_a_usage_error_naming_the_entry(missing: str) -> None:
+    second = {"test": "t.py::t", "reason": "r", "spec": "s"}
+    del second[missing]
+    body = "".join(f'{key} = "{value}"\n' for key, value in second.items())
+    with pytest.raises(UsageError) as info:
+        parse(f"{ONE}\n[[expect]]\n{body}", "mine.toml")
+    assert (
+        str(info.value) == f"expectations mine.toml: entry 2 needs a non-empty string for {missing}"
+    )
+
+
+def test_an_entry_with_an_empty_value_counts_as_missing() -> None:
+    with pytest.raises(UsageError, match="entry 1 needs a non-empty string for reason, spec"):
+        parse('[[expect]]\ntest = "t.py::t"\nreason = ""\n', "mine.toml")
+
+
+def test_bad_toml_is_a_usage_error_naming_the_source() -> None:
+    with pytest.raises(UsageError, match=r"failed to read expectations broken\.toml"):
+        parse("[[expect]\ntest = ", "broken.toml")
+
+
+def test_a_single_bracket_table_is_a_usage_error() -> None:
+    # "[expect]" for "[[expect]]" is the likely typo; it must read as a usage error.
+    with pytest.raises(UsageError):
+        parse('[expect]\ntest = "t.py::t"\nreason = "r"\nspec = "s"\n', "typo.toml")
+
+
+# --- matching node ids ----------------------------------------------------------------------------
+
+EXPECTED = Expectation("test_lifecycle.py::test_kill", "reason", "runtime.kill.1")
+
+
+@pytest.mark.parametrize(
+    "nodeid",
+    [
+        "test_lifecycle.py::test_kill",
+        "conformance/test_lifecycle.py::test_kill",
+        "/abs/path/conformance/test_lifecycle.py::test_kill",
+    ],
+)
+def test_matches_the_node_id_or_its_end_after_a_slash(nodeid: str) -> None:
+    assert EXPECTED.matches(nodeid)
+
+
+@pytest.mark.parametrize(
+    "nodeid",
+    [
+        "conformance/other_test_lifecycle.py::test_kill",  # file name merely ends the same
+        "conformance/test_lifecycle.py::test_kill_twice",  # test name merely starts the same
+        "conformance/test_lifecycle.py::test_kill[runc]",  # a parametrised instance
+        "test_lifecycle.py",
+        "lifecycle.py::test_kill",
+    ],
+)
+def test_does_not_match_a_partial_name(nodeid: str) -> None:
+    assert not EXPECTED.matches(nodeid)
+
+
+def test_a_parametrised_id_is_matched_when_named_exactly() -> None:
+    exp = Expectation("test_lifecycle.py::test_kill[KILL]", "r", "s")
+    assert exp.matches("conformance/test_lifecycle.py::test_kill[KILL]")
+    assert not exp.matches("conformance/test_lifecycle.py::test_kill[TERM]")
+
+
+def test_describe_names_the_runtime_reason_and_spec_id() -> None:
+    assert EXPECTED.describe("crun") == "crun: reason (spec runtime.kill.1)"
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_load_finds_the_bundled_file_for_a_runtime(runtime: str) -> None:
+    loaded, source = load(None, runtime)
+    assert Path(source).parts[-3:] == ("conformance", "expectations", f"{runtime}.toml")
+    assert loaded == parse(Path(source).read_text(), source)
+    assert all(e.test and e.reason and e.spec for e in loaded)
+
+
+def test_the_bundled_runc_file_expects_the_delete_deviation() -> None:
+    loaded, _ = load(None, "runc")
+    assert any(e.spec == "runtime.delete.3" for e in loaded)
+
+
+def test_load_of_a_runtime_without_a_bundled_file_expects_nothing() -> None:
+    assert load(None, "no-such-runtime") == ([], "none")
+
+
+def test_load_reads_a_given_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(ONE)
+    loaded, source = load(path, "runc")
+    assert source == str(path)
+    assert [e.spec for e in loaded] == ["runtime.delete.3"]
+
+
+def test_load_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(UsageError, match=f"--expectations {missing}: no such file"):
+        load(missing, "runc")
