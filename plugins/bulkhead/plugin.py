@@ -35,7 +35,7 @@ _suite_key = pytest.StashKey[Suite]()
 _mark_key = pytest.StashKey[int]()
 _expect_key = pytest.StashKey[list[expectations.Expectation]]()
 _used_key = pytest.StashKey[set[str]]()
-_runs_key = pytest.StashKey[bool]()
+_files_key = pytest.StashKey[set[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -192,7 +192,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     host = probe_host()
     conformance = any("bulkhead_suite" in getattr(i, "fixturenames", ()) for i in items)
-    config.stash[_runs_key] = conformance
+    # Files whose expectations can be judged: an entry for a module that was not collected at
+    # all (a -k or single-file run) is not stale, just not in this run.
+    config.stash[_files_key] = {i.nodeid.split("::", 1)[0].rsplit("/", 1)[-1] for i in items}
     if conformance:
         # Fail fast, once, on a runtime that cannot be found, not once per test.
         try:
@@ -218,8 +220,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    unused = [e.test for e in config.stash[_expect_key] if e.test not in config.stash[_used_key]]
-    if config.stash.get(_runs_key, False) and unused:
+    files = config.stash.get(_files_key, set())
+    unused = [
+        e.test
+        for e in config.stash[_expect_key]
+        if e.test not in config.stash[_used_key] and e.test.split("::", 1)[0] in files
+    ]
+    if unused:
         terminalreporter.write_line(
             "bulkhead: expectations that matched no collected test: " + ", ".join(unused),
             yellow=True,

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -213,7 +214,14 @@ class RuntimeClient:
         args = ["create", "--bundle", str(bundle)]
         if pid_file is not None:
             args += ["--pid-file", str(pid_file)]
-        return self.call(*args, container_id, check=check, stdout=stdout, stderr=stderr)
+        with contextlib.ExitStack() as stack:
+            # The container's init inherits these: with pipes, reading them would wait for the
+            # container to exit. Throw-away files keep the runtime's own messages readable.
+            if stdout is None:
+                stdout = stack.enter_context(tempfile.TemporaryFile("w+"))
+            if stderr is None:
+                stderr = stack.enter_context(tempfile.TemporaryFile("w+"))
+            return self.call(*args, container_id, check=check, stdout=stdout, stderr=stderr)
 
     def start(self, container_id: str, *, check: bool = True) -> Call:
         return self.call("start", container_id, check=check)

@@ -1,0 +1,53 @@
+"""Which namespaces a container gets (config-linux.md: Namespaces), as a property.
+
+For any set of namespace types in the config, the container's init is in a new namespace of
+each listed type and shares the runtime's namespace of every type not listed. The host reads
+/proc/<pid>/ns/* of the created container, so nothing needs to run inside it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from bulkhead import strategies
+from bulkhead.containers import ContainerFactory
+from bulkhead.hostview import namespace_id
+from bulkhead.spec import Namespace
+
+CHECKED = ("pid", "network", "ipc", "uts", "mount", "cgroup")
+
+
+@pytest.mark.spec(
+    "config-linux.namespaces.6",
+    "config-linux.namespaces.7",
+    "config-linux.namespaces.apply-ns-cgroup",
+)
+@given(kinds=strategies.namespace_sets())
+def test_listed_namespaces_are_new_and_the_others_shared(
+    containers: ContainerFactory, kinds: list[str]
+) -> None:
+    spec = containers.spec(["true"])
+    assert spec.linux is not None
+    spec.linux.namespaces = [Namespace(type=k) for k in kinds]  # type: ignore[arg-type]
+    if "uts" not in kinds:
+        spec.hostname = None  # a hostname needs a UTS namespace of its own (config.md)
+    with containers.container(spec) as ctr:
+        pid = ctr.pid
+        for kind in CHECKED:
+            own, host = namespace_id(pid, kind), namespace_id("self", kind)
+            if kind in kinds:
+                assert own != host, f"{kind} is listed but the container shares the host's"
+            else:
+                assert own == host, f"{kind} is not listed but the container got a new one"
+
+
+@pytest.mark.spec("config-linux.namespaces.8")
+def test_a_duplicated_namespace_type_is_an_error(containers: ContainerFactory) -> None:
+    spec = containers.spec(["true"])
+    assert spec.linux is not None and spec.linux.namespaces is not None
+    spec.linux.namespaces.append(Namespace(type="ipc"))
+    with containers.bundle(spec) as (cid, bundle):
+        call = containers.client.create(cid, bundle.path, check=False)
+        assert call.returncode != 0, "create accepted two ipc namespace entries"
+        assert containers.client.raw_state(cid, check=False).returncode != 0

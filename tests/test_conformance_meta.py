@@ -1,0 +1,89 @@
+"""Rules every conformance test keeps, checked by reading the modules (no containers run).
+
+- each test names the runtime-spec requirement ids it checks, and those ids exist in the
+  requirement catalogue (when the catalogue is at hand);
+- the suite never imports the reference runtime (it must judge it, not share its code);
+- every bundled expectation names a test that exists.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bulkhead import expectations
+
+SUITE = Path(__file__).resolve().parent.parent / "conformance"
+MODULES = sorted(SUITE.glob("test_*.py"))
+
+
+def _catalogue() -> set[str] | None:
+    env = os.environ.get("BULKHEAD_SPEC_CATALOGUE")
+    candidates = [Path(env)] if env else []
+    for parent in SUITE.parents:
+        candidates.append(parent / "shared" / "research" / "spec-requirements.json")
+    for path in candidates:
+        if path.is_file():
+            return {record["id"] for record in json.loads(path.read_text())}
+    return None
+
+
+def _spec_ids(func: ast.FunctionDef) -> list[str] | None:
+    for deco in func.decorator_list:
+        if (
+            isinstance(deco, ast.Call)
+            and isinstance(deco.func, ast.Attribute)
+            and deco.func.attr == "spec"
+        ):
+            return [a.value for a in deco.args if isinstance(a, ast.Constant)]
+    return None
+
+
+def _tests() -> list[tuple[str, ast.FunctionDef]]:
+    found = []
+    for module in MODULES:
+        tree = ast.parse(module.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                found.append((module.name, node))
+    return found
+
+
+def test_the_suite_has_tests() -> None:
+    assert len(_tests()) >= 40
+
+
+@pytest.mark.parametrize(("module", "func"), _tests(), ids=lambda v: getattr(v, "name", v))
+def test_every_conformance_test_names_its_spec_requirements(
+    module: str, func: ast.FunctionDef
+) -> None:
+    ids = _spec_ids(func)
+    assert ids, f"{module}::{func.name} has no @pytest.mark.spec(...) naming requirement ids"
+    catalogue = _catalogue()
+    if catalogue is None:
+        pytest.skip("spec-requirements.json not found; set BULKHEAD_SPEC_CATALOGUE")
+    unknown = [i for i in ids if i not in catalogue]
+    assert not unknown, f"{module}::{func.name} names ids not in the catalogue: {unknown}"
+
+
+def test_the_suite_never_imports_the_reference_runtime() -> None:
+    for module in [*MODULES, SUITE / "_support.py"]:
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] == "reference_runtime" for n in names), module.name
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_bundled_expectations_name_existing_tests(runtime: str) -> None:
+    entries, _ = expectations.load(None, runtime)
+    known = {f"{module}::{func.name}" for module, func in _tests()}
+    for entry in entries:
+        assert entry.test.split("[", 1)[0] in known, f"{runtime}.toml names {entry.test}"
