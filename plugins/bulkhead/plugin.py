@@ -17,8 +17,15 @@ from bulkhead import expectations, profiles, requirements
 from bulkhead.containers import ContainerFactory
 from bulkhead.errors import BulkheadError
 from bulkhead.host import HostFacts, probe_host
+from bulkhead.report import SpecLedger
 from bulkhead.runtime import RuntimeClient
-from bulkhead.suite import HIDE_CHOICES, Suite, SuiteOptions, resolve_binary
+from bulkhead.suite import (
+    HIDE_CHOICES,
+    Suite,
+    SuiteOptions,
+    needs_hidden_controllers,
+    resolve_binary,
+)
 
 profiles.register()
 
@@ -81,6 +88,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "run each runtime call where the cgroup2 mount lists no controllers: auto (crun on a "
         "hybrid host with cgroup2 controllers), yes, no",
         choices=HIDE_CHOICES,
+    )
+    add(
+        "--spec-report",
+        "bulkhead_spec_report",
+        "write a JSON file with a verdict per runtime-spec requirement id and its tests",
     )
     add(
         "--expectations",
@@ -172,6 +184,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"({info.get('runtime_version') or info.get('runtime_error')})"
     ]
     lines += [f"bulkhead: {line}" for line in host.describe()]
+    if "runtime_path" in info:
+        choice = str(_opt(config, "bulkhead_hide_cgroup2_controllers") or "auto")
+        if needs_hidden_controllers(choice, Path(info["runtime_path"]), host):
+            lines.append(
+                "bulkhead: runtime calls run in a private mount namespace where cgroup2 lists "
+                f"no controllers (--hide-cgroup2-controllers {choice})"
+            )
     return lines
 
 
@@ -204,6 +223,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     expected = config.stash[_expect_key]
     runtime = Path(_runtime_name(config)).name
     for item in items:
+        ids = [str(i) for mark in item.iter_markers("spec") for i in mark.args]
+        if ids:
+            item.user_properties.append(("spec", " ".join(ids)))
         for mark in item.iter_markers("requires"):
             try:
                 reasons = requirements.unmet(mark.args, host)
@@ -217,9 +239,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(strict=True, reason=exp.describe(runtime)))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    ids = dict(report.user_properties).get("spec")
+    if not ids:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+    elif report.failed:  # a teardown error, e.g. the leak sentinel
+        outcome = "failed"
+    else:
+        return
+    _LEDGER.record(report.nodeid, str(ids).split(), outcome)
+
+
+_LEDGER = SpecLedger()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    if _LEDGER.verdicts:
+        terminalreporter.write_line("bulkhead: " + _LEDGER.summary())
+        target = _opt(config, "bulkhead_spec_report")
+        if target:
+            _LEDGER.write(Path(target))
+            terminalreporter.write_line(f"bulkhead: spec report written to {target}")
     files = config.stash.get(_files_key, set())
     unused = [
         e.test
