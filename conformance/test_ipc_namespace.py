@@ -14,7 +14,7 @@ import pytest
 from bulkhead import _sys
 from bulkhead.containers import Container, ContainerFactory
 from bulkhead.hostview import namespace_id
-from conformance._support import WAIT_FOREVER, sh, wait_ready
+from conformance._support import WAIT_FOREVER, sh, wait_ready, without_namespace
 
 KINDS: dict[str, tuple[Callable[[int], int], Callable[[int], bool], Callable[[int], None]]] = {
     "shm": (_sys.shm_create, _sys.shm_exists, _sys.shm_remove),
@@ -47,8 +47,7 @@ def probe(ctr: Container, verb: str, key: int) -> dict[str, str]:
 def started(containers: ContainerFactory, *, with_ipc_ns: bool = True) -> Iterator[Container]:
     spec = containers.spec(sh(WAIT_FOREVER))
     if not with_ipc_ns:
-        assert spec.linux is not None and spec.linux.namespaces is not None
-        spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "ipc"]
+        without_namespace(spec, "ipc")
     with containers.container(spec, start=True) as ctr:
         wait_ready(ctr)
         yield ctr

@@ -8,7 +8,7 @@ import pytest
 
 from bulkhead.containers import ContainerFactory
 from bulkhead.hostview import namespace_id
-from conformance._support import WAIT_FOREVER, sh, wait_ready
+from conformance._support import WAIT_FOREVER, sh, wait_ready, without_namespace
 
 # /proc/net/dev lists the devices of the reader's network namespace, one per line after two
 # header lines; it needs no tool in the container beyond the shell.
@@ -46,8 +46,7 @@ def test_without_a_network_namespace_host_devices_are_shared(
     containers: ContainerFactory,
 ) -> None:
     spec = containers.spec(sh(LIST_DEVICES))
-    assert spec.linux is not None and spec.linux.namespaces is not None
-    spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "network"]
+    without_namespace(spec, "network")
     result = containers.run(spec)
     assert result.exit_code == 0, result.stderr
     assert set(result.stdout.split()) == host_devices()

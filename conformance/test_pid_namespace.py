@@ -8,7 +8,7 @@ import pytest
 
 from bulkhead.containers import ContainerFactory
 from bulkhead.hostview import namespace_id, nspid
-from conformance._support import WAIT_FOREVER, sh, wait_ready
+from conformance._support import WAIT_FOREVER, sh, wait_ready, without_namespace
 
 # The shell expands the glob itself, so listing /proc this way starts no process of its own.
 LIST_PIDS = "for p in /proc/[0-9]*; do echo ${p#/proc/}; done"
@@ -53,8 +53,7 @@ def test_the_host_sees_the_container_under_another_pid(containers: ContainerFact
 @pytest.mark.spec("config-linux.namespaces.7")
 def test_without_a_pid_namespace_the_host_one_is_shared(containers: ContainerFactory) -> None:
     spec = containers.spec(sh(WAIT_FOREVER))
-    assert spec.linux is not None and spec.linux.namespaces is not None
-    spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "pid"]
+    without_namespace(spec, "pid")
     with containers.container(spec, start=True) as ctr:
         wait_ready(ctr)
         assert namespace_id(ctr.pid, "pid") == namespace_id("self", "pid")

@@ -16,6 +16,7 @@ from conformance._support import (
     sh,
     skip_unless_declared_spec_version,
     wait_ready,
+    without_namespace,
 )
 
 SHOW = "cat /proc/sys/kernel/hostname /proc/sys/kernel/domainname"
@@ -59,8 +60,7 @@ def test_the_container_has_its_own_uts_namespace(containers: ContainerFactory) -
 def test_without_a_uts_namespace_the_host_name_is_shared(containers: ContainerFactory) -> None:
     spec = containers.spec(["hostname"])
     spec.hostname = None  # a hostname needs a UTS namespace of its own (config.md)
-    assert spec.linux is not None and spec.linux.namespaces is not None
-    spec.linux.namespaces = [ns for ns in spec.linux.namespaces if ns.type != "uts"]
+    without_namespace(spec, "uts")
     result = containers.run(spec)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == socket.gethostname()
