@@ -22,6 +22,7 @@ OPTIONS = (
     "--keep-failed",
     "--runtime-timeout",
     "--hide-cgroup2-controllers",
+    "--spec-report",
     "--expectations",
 )
 INI_KEYS = (
@@ -31,6 +32,7 @@ INI_KEYS = (
     "bulkhead_keep_failed",
     "bulkhead_runtime_timeout",
     "bulkhead_hide_cgroup2_controllers",
+    "bulkhead_spec_report",
     "bulkhead_expectations",
 )
 MISSING = "/nonexistent/runtime"
