@@ -92,3 +92,21 @@ def test_without_an_ipc_namespace_host_objects_are_shared(
 def test_the_container_has_its_own_ipc_namespace(containers: ContainerFactory) -> None:
     with started(containers) as ctr:
         assert namespace_id(ctr.pid, "ipc") != namespace_id("self", "ipc")
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-ipc", "config-linux.namespaces.7")
+@pytest.mark.parametrize("with_ipc_ns", [True, False], ids=["own-ipc-ns", "host-ipc-ns"])
+def test_posix_message_queues_follow_the_ipc_namespace(
+    containers: ContainerFactory, with_ipc_ns: bool
+) -> None:
+    # /dev/mqueue inside is mounted by the runtime in the container's IPC namespace, so it
+    # lists the host's queues only when the container shares the host's namespace.
+    with started(containers, with_ipc_ns=with_ipc_ns) as ctr:
+        name = f"{ctr.id}-mq"
+        _sys.mq_create(name)
+        try:
+            listing = ctr.exec("ls", "/dev/mqueue")
+        finally:
+            _sys.mq_remove(name)
+        assert listing.exit_code == 0, listing.stderr
+        assert (name in listing.stdout.split()) is not with_ipc_ns

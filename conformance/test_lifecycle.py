@@ -248,3 +248,32 @@ def test_state_carries_the_configured_annotations(
     with containers.container(spec) as ctr:
         data = state_json(ctr.client.raw_state(ctr.id))
         assert (data.get("annotations") or {}) == annotations
+
+
+@pytest.mark.spec(
+    "runtime.query-state.1",
+    "runtime.start.1",
+    "runtime.kill.1",
+    "runtime.delete.1",
+    "runtime.create.1",
+)
+@pytest.mark.parametrize("verb", ["state", "start", "kill", "delete", "create"])
+def test_an_operation_without_a_container_id_errors(
+    containers: ContainerFactory, verb: str
+) -> None:
+    args = ["--bundle", str(containers.image.path)] if verb == "create" else []
+    call = containers.client.call(verb, *args, check=False, timeout=10)
+    assert refused(call), f"{verb} without a container id succeeded"
+
+
+@pytest.mark.spec("runtime.start.5", "runtime.create.10", "runtime.create.9")
+def test_a_config_without_process_cannot_be_started(containers: ContainerFactory) -> None:
+    spec = containers.spec(["true"])
+    spec.process = None
+    with containers.bundle(spec) as (cid, bundle):
+        created = containers.client.create(cid, bundle.path, check=False)
+        if refused(created):
+            # Validating early is allowed (runtime.create.10); then nothing may be left.
+            assert refused(containers.client.raw_state(cid, check=False))
+        else:
+            assert refused(containers.client.start(cid, check=False)), "started without process"

@@ -127,3 +127,20 @@ def test_a_bind_mount_shows_the_host_directory(
     assert content == f"hello from {tmp_path.name}"
     assert status != "0", "a read-only bind mount accepted a new file"
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.spec("config.mounts.apply-bind-source")
+def test_a_relative_bind_source_is_resolved_against_the_bundle(
+    containers: ContainerFactory,
+) -> None:
+    spec = containers.spec(["cat", "/srv/data/hello"])
+    assert spec.mounts is not None
+    spec.mounts.append(
+        Mount(destination="/srv/data", type="bind", source="data", options=["rbind", "ro"])
+    )
+    with containers.bundle(spec) as (cid, bundle):
+        (bundle.path / "data").mkdir()
+        (bundle.path / "data" / "hello").write_text(f"bundle of {cid}\n")
+        result = containers.client.run(cid, bundle.path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"bundle of {cid}\n"

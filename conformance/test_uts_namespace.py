@@ -13,6 +13,7 @@ from bulkhead.containers import ContainerFactory
 from bulkhead.hostview import namespace_id
 from conformance._support import (
     WAIT_FOREVER,
+    grant,
     sh,
     skip_unless_declared_spec_version,
     wait_ready,
@@ -64,3 +65,15 @@ def test_without_a_uts_namespace_the_host_name_is_shared(containers: ContainerFa
     result = containers.run(spec)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == socket.gethostname()
+
+
+@pytest.mark.spec("config-linux.namespaces.apply-ns-uts")
+def test_a_hostname_set_inside_stays_inside(containers: ContainerFactory) -> None:
+    host_before = socket.gethostname()
+    spec = grant(containers.spec(sh(WAIT_FOREVER)), "CAP_SYS_ADMIN")
+    with containers.container(spec, start=True) as ctr:
+        wait_ready(ctr)
+        changed = ctr.exec("sh", "-c", "hostname renamed-inside && hostname")
+        assert changed.exit_code == 0, changed.stderr
+        assert changed.stdout.strip() == "renamed-inside", "the probe could not rename"
+        assert socket.gethostname() == host_before, "renaming inside renamed the host"

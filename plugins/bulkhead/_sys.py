@@ -24,6 +24,9 @@ _libc.shmctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
 _libc.msgget.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.msgctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
 
+_libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+_libc.mq_unlink.argtypes = [ctypes.c_char_p]
+
 # <linux/mount.h>
 MNT_DETACH = 2
 # <bits/ipc.h>
@@ -78,3 +81,16 @@ def msg_exists(key: int) -> bool:
 def msg_remove(ident: int) -> None:
     if _libc.msgctl(ident, IPC_RMID, None) != 0:
         raise _fail("msgctl(IPC_RMID)", str(ident))
+
+
+def mq_create(name: str) -> None:
+    """Creates the POSIX message queue ``/name`` (exclusively) and closes our descriptor."""
+    fd = _libc.mq_open(f"/{name}".encode(), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, None)
+    if fd < 0:
+        raise _fail("mq_open", name)
+    os.close(fd)
+
+
+def mq_remove(name: str) -> None:
+    if _libc.mq_unlink(f"/{name}".encode()) != 0:
+        raise _fail("mq_unlink", name)
