@@ -43,6 +43,8 @@ _mark_key = pytest.StashKey[int]()
 _expect_key = pytest.StashKey[list[expectations.Expectation]]()
 _used_key = pytest.StashKey[set[str]]()
 _files_key = pytest.StashKey[set[str]]()
+_summary_key = pytest.StashKey[dict[str, str]]()
+_ledger_key = pytest.StashKey[SpecLedger]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -159,10 +161,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_expect_key] = loaded
     config.stash[_used_key] = set()
+    config.stash[_ledger_key] = _ACTIVE["ledger"] = SpecLedger()
     _timeout(config)  # a bad value is a usage error now, not an error in every test later
 
 
 def _runtime_summary(config: pytest.Config) -> dict[str, str]:
+    """Name, path and version of the runtime, asked once per session (header and JUnit)."""
+    if _summary_key not in config.stash:
+        config.stash[_summary_key] = _describe_runtime(config)
+    return config.stash[_summary_key]
+
+
+def _describe_runtime(config: pytest.Config) -> dict[str, str]:
     name = _runtime_name(config)
     try:
         binary = resolve_binary(name)
@@ -239,9 +249,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(strict=True, reason=exp.describe(runtime)))
 
 
+@pytest.hookimpl
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     ids = dict(report.user_properties).get("spec")
-    if not ids:
+    ledger = _ACTIVE.get("ledger")
+    if not ids or ledger is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
@@ -249,20 +261,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcome = "failed"
     else:
         return
-    _LEDGER.record(report.nodeid, str(ids).split(), outcome)
+    ledger.record(report.nodeid, str(ids).split(), outcome)
 
 
-_LEDGER = SpecLedger()
+# pytest_runtest_logreport gets no config; the session's ledger is reached through this.
+_ACTIVE: dict[str, SpecLedger] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    if _LEDGER.verdicts:
-        terminalreporter.write_line("bulkhead: " + _LEDGER.summary())
+    ledger = config.stash.get(_ledger_key, None)
+    if ledger is not None and ledger.verdicts:
+        terminalreporter.write_line("bulkhead: " + ledger.summary())
         target = _opt(config, "bulkhead_spec_report")
         if target:
-            _LEDGER.write(Path(target))
+            ledger.write(Path(target))
             terminalreporter.write_line(f"bulkhead: spec report written to {target}")
     files = config.stash.get(_files_key, set())
     unused = [
