@@ -88,12 +88,6 @@ def test_without_an_ipc_namespace_host_objects_are_shared(
             assert probe(ctr, f"{kind}-exists", key)["present"] == "yes"
 
 
-@pytest.mark.spec("config-linux.namespaces.apply-ns-ipc", "config-linux.namespaces.6")
-def test_the_container_has_its_own_ipc_namespace(containers: ContainerFactory) -> None:
-    with started(containers) as ctr:
-        assert namespace_id(ctr.pid, "ipc") != namespace_id("self", "ipc")
-
-
 @pytest.mark.spec("config-linux.namespaces.apply-ns-ipc", "config-linux.namespaces.7")
 @pytest.mark.parametrize("with_ipc_ns", [True, False], ids=["own-ipc-ns", "host-ipc-ns"])
 def test_posix_message_queues_follow_the_ipc_namespace(

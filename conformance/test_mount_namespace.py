@@ -10,7 +10,7 @@ import pytest
 
 from bulkhead import _sys
 from bulkhead.containers import Container, ContainerFactory
-from bulkhead.hostview import mount_points, namespace_id
+from bulkhead.hostview import mount_points
 from bulkhead.spec import Mount
 from conformance._support import WAIT_FOREVER, grant, sh, wait_ready
 
@@ -23,12 +23,6 @@ def started(containers: ContainerFactory, *caps: str) -> Iterator[Container]:
     with containers.container(spec, start=True) as ctr:
         wait_ready(ctr)
         yield ctr
-
-
-@pytest.mark.spec("config-linux.namespaces.apply-ns-mount", "config-linux.namespaces.6")
-def test_the_container_has_its_own_mount_namespace(containers: ContainerFactory) -> None:
-    with started(containers) as ctr:
-        assert namespace_id(ctr.pid, "mount") != namespace_id("self", "mount")
 
 
 @pytest.mark.spec("config-linux.namespaces.apply-ns-mount")

@@ -42,6 +42,20 @@ def test_listed_namespaces_are_new_and_the_others_shared(
                 assert own == host, f"{kind} is not listed but the container got a new one"
 
 
+@pytest.mark.spec("config-linux.namespaces.6")
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(k, marks=pytest.mark.spec(f"config-linux.namespaces.apply-ns-{k}"))
+        for k in ("pid", "network", "ipc", "uts", "mount")
+    ],
+)
+def test_each_default_namespace_is_a_new_one(containers: ContainerFactory, kind: str) -> None:
+    # The created container's init already lives in its namespaces; the host reads them.
+    with containers.container(containers.spec(["true"])) as ctr:
+        assert namespace_id(ctr.pid, kind) != namespace_id("self", kind)
+
+
 @pytest.mark.spec("config-linux.namespaces.8")
 def test_a_duplicated_namespace_type_is_an_error(containers: ContainerFactory) -> None:
     spec = containers.spec(["true"])

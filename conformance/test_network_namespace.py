@@ -7,8 +7,7 @@ import os
 import pytest
 
 from bulkhead.containers import ContainerFactory
-from bulkhead.hostview import namespace_id
-from conformance._support import WAIT_FOREVER, sh, wait_ready, without_namespace
+from conformance._support import sh, without_namespace
 
 # /proc/net/dev lists the devices of the reader's network namespace, one per line after two
 # header lines; it needs no tool in the container beyond the shell.
@@ -32,13 +31,6 @@ def test_host_interfaces_are_invisible_inside(containers: ContainerFactory) -> N
     assert result.exit_code == 0, result.stderr
     inside = set(result.stdout.split())
     assert not (inside & (host_devices() - {"lo"})), f"host devices visible: {sorted(inside)}"
-
-
-@pytest.mark.spec("config-linux.namespaces.apply-ns-network", "config-linux.namespaces.6")
-def test_the_container_has_its_own_network_namespace(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
-        wait_ready(ctr)
-        assert namespace_id(ctr.pid, "network") != namespace_id("self", "network")
 
 
 @pytest.mark.spec("config-linux.namespaces.7")

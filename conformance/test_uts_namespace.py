@@ -10,7 +10,6 @@ from hypothesis import given
 
 from bulkhead import strategies
 from bulkhead.containers import ContainerFactory
-from bulkhead.hostview import namespace_id
 from conformance._support import (
     WAIT_FOREVER,
     grant,
@@ -48,13 +47,6 @@ def test_the_container_sees_the_configured_domainname(
     assert result.exit_code == 0, result.stderr
     assert result.stdout.split() == [hostname, domainname]
     assert Path("/proc/sys/kernel/domainname").read_text() == host_domain
-
-
-@pytest.mark.spec("config-linux.namespaces.apply-ns-uts", "config-linux.namespaces.6")
-def test_the_container_has_its_own_uts_namespace(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
-        wait_ready(ctr)
-        assert namespace_id(ctr.pid, "uts") != namespace_id("self", "uts")
 
 
 @pytest.mark.spec("config-linux.namespaces.7")
