@@ -37,14 +37,20 @@ class CgroupLayout:
         return "; ".join(parts)
 
 
-def _mounts() -> list[tuple[str, str, str]]:
-    """(mount point, fstype, super options) of every mount this process sees."""
+def parse_mountinfo(text: str) -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) of each line of a /proc/<pid>/mountinfo."""
     out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in text.splitlines():
         left, _, right = line.partition(" - ")
         fields, rfields = left.split(), right.split()
-        out.append((fields[4], rfields[0], rfields[2] if len(rfields) > 2 else ""))
+        if len(fields) > 4 and rfields:
+            out.append((fields[4], rfields[0], rfields[2] if len(rfields) > 2 else ""))
     return out
+
+
+def _mounts() -> list[tuple[str, str, str]]:
+    """Every mount this process sees."""
+    return parse_mountinfo(Path("/proc/self/mountinfo").read_text())
 
 
 def _known_controllers() -> set[str]:

@@ -161,7 +161,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_expect_key] = loaded
     config.stash[_used_key] = set()
-    config.stash[_ledger_key] = _ACTIVE["ledger"] = SpecLedger()
+    config.stash[_ledger_key] = SpecLedger()
+    config.pluginmanager.register(_LedgerPlugin(config.stash[_ledger_key]), "bulkhead-ledger")
     _timeout(config)  # a bad value is a usage error now, not an error in every test later
 
 
@@ -249,23 +250,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(strict=True, reason=exp.describe(runtime)))
 
 
-@pytest.hookimpl
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    ids = dict(report.user_properties).get("spec")
-    ledger = _ACTIVE.get("ledger")
-    if not ids or ledger is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
-    elif report.failed:  # a teardown error, e.g. the leak sentinel
-        outcome = "failed"
-    else:
-        return
-    ledger.record(report.nodeid, str(ids).split(), outcome)
+class _LedgerPlugin:
+    """Feeds each test report's spec ids into the session's ledger (registered per config,
+    since ``pytest_runtest_logreport`` is not given the config)."""
 
+    def __init__(self, ledger: SpecLedger) -> None:
+        self.ledger = ledger
 
-# pytest_runtest_logreport gets no config; the session's ledger is reached through this.
-_ACTIVE: dict[str, SpecLedger] = {}
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        ids = dict(report.user_properties).get("spec")
+        if not ids:
+            return
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            xfailed = hasattr(report, "wasxfail") and report.skipped
+            outcome = "xfailed" if xfailed else report.outcome
+        elif report.failed:  # a teardown error, e.g. the leak sentinel
+            outcome = "failed"
+        else:
+            return
+        self.ledger.record(report.nodeid, str(ids).split(), outcome)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

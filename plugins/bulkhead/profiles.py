@@ -9,14 +9,15 @@ nightly runs. Choose with ``--hypothesis-profile``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-_common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+_common: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 PROFILES = {
-    "dev": settings(max_examples=8, **_common),  # type: ignore[arg-type]
-    "ci": settings(max_examples=8, derandomize=True, database=None, print_blob=True, **_common),  # type: ignore[arg-type]
-    "thorough": settings(max_examples=100, **_common),  # type: ignore[arg-type]
+    "dev": settings(max_examples=8, **_common),
+    "ci": settings(max_examples=8, derandomize=True, database=None, print_blob=True, **_common),
+    "thorough": settings(max_examples=100, **_common),
 }
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bulkhead import _sys
+from bulkhead.host import parse_mountinfo
 
 
 @dataclass(frozen=True, order=True)
@@ -69,21 +70,14 @@ class Sentinel:
         return self.token in text or self._root_re.search(text) is not None
 
     # --- what is on the host now ---------------------------------------------------------
-    def _mounts(self) -> Iterable[Leak]:
-        for line in _read(self.proc / "self" / "mountinfo").splitlines():
-            fields = line.split()
-            if len(fields) > 4 and self._ours(line):
-                yield Leak("mount", fields[4])
+    def _mounts(self, mountinfo: str) -> Iterable[Leak]:
+        # Whole lines are matched: an overlay is ours by its upperdir even where it is mounted.
+        for line in mountinfo.splitlines():
+            if self._ours(line):
+                for point, _, _ in parse_mountinfo(line):
+                    yield Leak("mount", point)
 
-    def _cgroup_mounts(self) -> list[Path]:
-        out = []
-        for line in _read(self.proc / "self" / "mountinfo").splitlines():
-            left, _, right = line.partition(" - ")
-            if right.split()[:1] in (["cgroup"], ["cgroup2"]):
-                out.append(Path(left.split()[4]))
-        return out
-
-    def _cgroups(self) -> Iterable[Leak]:
+    def _cgroups(self, mountinfo: str) -> Iterable[Leak]:
         # Runtimes are given cgroupsPath /<id> by the suite, so ours sit near the top; three
         # levels also catch a runtime that nests them under a parent of its own.
         def walk(d: Path, depth: int) -> Iterable[Leak]:
@@ -99,8 +93,9 @@ class Sentinel:
                 elif depth < 3:
                     yield from walk(Path(e.path), depth + 1)
 
-        for mount in self._cgroup_mounts():
-            yield from walk(mount, 1)
+        for point, fstype, _ in parse_mountinfo(mountinfo):
+            if fstype in ("cgroup", "cgroup2"):
+                yield from walk(Path(point), 1)
 
     def _processes(self) -> Iterable[Leak]:
         me = os.getpid()
@@ -138,8 +133,10 @@ class Sentinel:
                     yield Leak("state", e.name)
 
     def snapshot(self) -> frozenset[Leak]:
+        mountinfo = _read(self.proc / "self" / "mountinfo")  # read once, used twice
         found: set[Leak] = set()
-        for source in (self._mounts, self._cgroups, self._processes, self._netdevs, self._states):
+        found.update(self._mounts(mountinfo), self._cgroups(mountinfo))
+        for source in (self._processes, self._netdevs, self._states):
             found.update(source())
         return frozenset(found)
 
