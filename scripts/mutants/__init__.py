@@ -23,6 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REAL = os.environ.get("BULKHEAD_REAL_RUNTIME", "runc")
+# Verb options that take a separate value (runc's create, run, exec, kill, delete, ps).
+VALUE_OPTIONS = frozenset(
+    {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds", "--process", "-p",
+     "--env", "-e", "--cwd", "--user", "-u", "--additional-gids", "-g", "--cap", "-c",
+     "--process-label", "--apparmor", "--format", "-f", "--cgroup"}
+)  # fmt: skip
 
 
 @dataclass
@@ -43,7 +49,17 @@ class Call:
 
     @property
     def container_id(self) -> str:
-        return self.rest[-1] if self.rest else ""
+        """The id: the verb's first positional argument (runc's shapes: ``kill ID [SIGNAL]``,
+        ``exec [OPTIONS] ID ARGS...``, ``create --bundle B ID``)."""
+        rest, i = self.rest, 0
+        while i < len(rest):
+            arg = rest[i]
+            if arg == "--":
+                return rest[i + 1] if i + 1 < len(rest) else ""
+            if not arg.startswith("-"):
+                return arg
+            i += 2 if arg in VALUE_OPTIONS else 1
+        return ""
 
     def real(self, args: list[str] | None = None, **kw: object) -> int:
         return subprocess.call([REAL, *(self.args if args is None else args)], **kw)  # type: ignore[arg-type]
