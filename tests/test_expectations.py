@@ -147,3 +147,79 @@ def test_load_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.toml"
     with pytest.raises(UsageError, match=f"--expectations {missing}: no such file"):
         load(missing, "runc")
+
+
+# --- versions -------------------------------------------------------------------------------------
+
+from bulkhead.expectations import VersionRange, parse_version  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("runc version 1.1.5+ds1\ncommit: v1.1.5\nspec: 1.0.2-dev", (1, 1, 5)),
+        ("crun version 1.8.1\ncommit: abc\nrundir: /run/crun", (1, 8, 1)),
+        ("youki version 0.7.0", (0, 7, 0)),
+        ("v1.2.0-rc.1", (1, 2, 0)),
+        ("unknown (exit 1, no output)", None),
+        ("", None),
+    ],
+)
+def test_the_version_is_the_first_dotted_number_of_the_output(
+    text: str, expected: tuple[int, ...] | None
+) -> None:
+    assert parse_version(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("versions", "inside", "outside"),
+    [
+        (">=1.8.0, <1.9", [(1, 8), (1, 8, 0), (1, 8, 1), (1, 8, 99)], [(1, 7, 9), (1, 9), (1, 27)]),
+        ("1.8.1", [(1, 8, 1)], [(1, 8), (1, 8, 2)]),
+        ("==1.8", [(1, 8, 0)], [(1, 8, 1)]),
+        ("!=1.2.3, >1.0", [(1, 2, 4), (1, 0, 1)], [(1, 2, 3), (1, 0)]),
+        ("<=2", [(2, 0, 0), (1, 99)], [(2, 0, 1)]),
+    ],
+)
+def test_a_version_range_is_a_conjunction_of_comparisons(
+    versions: str, inside: list[tuple[int, ...]], outside: list[tuple[int, ...]]
+) -> None:
+    span = VersionRange.parse(versions)
+    assert all(span.contains(v) for v in inside)
+    assert not any(span.contains(v) for v in outside)
+
+
+def test_an_entry_with_versions_applies_only_to_those() -> None:
+    (entry,) = parse(ONE + 'versions = ">=1.8.0, <1.9"\n', "mine.toml")
+    assert entry.applies_to((1, 8, 1))
+    assert not entry.applies_to((1, 27, 0))
+    assert not entry.applies_to(None)  # an unknown version cannot be said to deviate
+    assert "measured on >=1.8.0, <1.9" in entry.describe("crun")
+
+
+def test_an_entry_without_versions_applies_to_every_version() -> None:
+    (entry,) = parse(ONE, "mine.toml")
+    assert entry.applies_to((99,)) and entry.applies_to(None)
+
+
+@pytest.mark.parametrize("bad", ['"~1.8"', '">= 1.8, <"', '""', "18", '"1.8; 1.9"'])
+def test_bad_versions_are_a_usage_error_naming_the_entry(bad: str) -> None:
+    with pytest.raises(UsageError, match="entry 1 versions: "):
+        parse(ONE + f"versions = {bad}\n", "mine.toml")
+
+
+def test_an_unknown_key_is_a_usage_error() -> None:
+    # "version" for "versions" would otherwise make the entry apply to every release.
+    with pytest.raises(UsageError, match="entry 1 has unknown keys version"):
+        parse(ONE + 'version = "1.8.1"\n', "mine.toml")
+
+
+@pytest.mark.parametrize(("runtime", "measured"), [("runc", (1, 1, 5)), ("crun", (1, 8, 1))])
+def test_bundled_entries_say_the_versions_they_were_measured_on(
+    runtime: str, measured: tuple[int, ...]
+) -> None:
+    entries, _ = load(None, runtime)
+    assert entries and all(e.versions is not None for e in entries)
+    assert all(e.applies_to(measured) for e in entries)
+    # A newer release (crun 1.27, runc 1.5) is not expected to deviate the same way.
+    assert not any(e.applies_to((measured[0], measured[1] + 19, 0)) for e in entries)

@@ -15,6 +15,14 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# The plugin imports its machinery lazily, inside the inner sessions; pytester forgets modules
+# first imported there, so a later session would mix two copies of bulkhead.errors. Importing
+# them here keeps one copy for the whole run.
+import bulkhead.expectations  # noqa: E402
+import bulkhead.report  # noqa: E402
+import bulkhead.requirements  # noqa: E402
+import bulkhead.suite  # noqa: E402, F401
+
 OPTIONS = (
     "--runtime",
     "--runtime-arg",

@@ -42,3 +42,38 @@ def test_the_report_lists_tests_per_requirement(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "spec.json").read_text()) == {
         "a": {"verdict": "met", "tests": ["t1", "t2"]}
     }
+
+
+# --- failure report helpers ---------------------------------------------------------------------
+
+from bulkhead.report import compact_json, describe_calls, final_example  # noqa: E402
+from bulkhead.runtime import Call  # noqa: E402
+
+
+def call(*args: str, example: int | None = None, out: str = "", cleanup: bool = False) -> Call:
+    return Call(("rt", *args), 0, out, "", 0.01, cleanup=cleanup, example=example)
+
+
+def test_final_example_keeps_the_last_examples_items_and_untagged_ones() -> None:
+    calls = [call("a", example=1), call("b", example=2), call("c", example=3), call("d")]
+    assert [c.argv[1] for c in final_example(calls)] == ["c", "d"]
+
+
+def test_final_example_outside_property_tests_keeps_everything() -> None:
+    calls = [call("a"), call("b")]
+    assert final_example(calls) == calls
+
+
+def test_identical_consecutive_calls_are_shown_once_with_their_count() -> None:
+    polls = [call("state", "c1", out="running")] * 4
+    text = describe_calls([call("start", "c1"), *polls, call("state", "c1", out="stopped")])
+    assert text.count("$ rt state c1") == 2
+    assert "(the same call 4 times in a row, same answer; 40 ms in all)" in text
+
+
+def test_compact_json_is_still_the_same_json() -> None:
+    doc = {"ociVersion": "1.0.2", "process": {"args": ["sh"], "env": []}, "linux": {}, "x": 1}
+    text = compact_json(json.dumps(doc, indent=2))
+    assert json.loads(text) == doc
+    assert len(text.splitlines()) == 9
+    assert compact_json("not json {") == "not json {"

@@ -362,3 +362,55 @@ def test_hidden_controllers_script_mounts_then_execs_the_runtime_unchanged(
     assert mount_log.read_text() == f"--bind {empty} {cgroup2}/cgroup.controllers\n"
     assert fake.lines() == [f"{fake.binary} --root {fake.root} --debug kill c1 KILL"]
     assert call.stdout == "ok kill\n"
+
+
+# --- cleanup calls, deaths by signal, argv[0] -------------------------------------------------
+
+
+def test_a_cleanup_call_is_marked_in_the_log_and_its_description(fake: FakeRuntime) -> None:
+    client = fake.client()
+    client.delete("c1", force=True, check=False, cleanup=True)
+    (call,) = client.log.calls
+    assert call.cleanup
+    assert call.describe().splitlines()[0].endswith("delete --force c1    (cleanup)")
+    assert not client.start("c1").cleanup
+
+
+def test_a_death_by_signal_is_not_described_as_an_exit() -> None:
+    call = Call(("runc", "create", "c1"), -signal.SIGSEGV, "", "", 0.1)
+    assert "killed by SIGSEGV after" in call.describe()
+    assert "exit" not in call.describe()
+    assert "killed by SIGSEGV" in str(RuntimeCallError(call))
+
+
+def test_calls_are_tagged_by_the_log_s_tagger(fake: FakeRuntime) -> None:
+    log = CallLog(tagger=lambda: 7)
+    fake.client(log=log).start("c1")
+    assert log.calls[0].example == 7
+
+
+def test_a_symlinked_runtime_is_kept_as_given_not_resolved(
+    fake: FakeRuntime, tmp_path: Path
+) -> None:
+    # crun runs as krun through a symlink: what the runtime is depends on argv[0].
+    link = tmp_path / "krun"
+    link.symlink_to(fake.binary)
+    assert resolve_runtime(str(link)) == link
+    client = RuntimeClient(resolve_runtime(str(link)), root=fake.root)
+    client.start("c1")
+    assert fake.lines()[-1].startswith(f"{link} --root ")
+
+
+def test_a_relative_symlink_path_is_made_absolute_without_resolving(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeRuntime, tmp_path: Path
+) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "krun").symlink_to(fake.binary)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_runtime("bin/krun") == tmp_path / "bin" / "krun"
+
+
+def test_features_output_that_is_not_json_is_a_runtime_call_error(tmp_path: Path) -> None:
+    binary = make_executable(tmp_path / "rt", "#!/bin/sh\necho 'features: not supported'\n")
+    with pytest.raises(RuntimeCallError, match="features output is not JSON"):
+        RuntimeClient(binary, root=tmp_path).features()

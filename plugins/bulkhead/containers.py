@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from bulkhead.bundle import Bundle, make_bundle
+from bulkhead.report import compact_json, final_example
 from bulkhead.rootfs import RootfsImage
 from bulkhead.runtime import Call, RuntimeClient
 from bulkhead.spec import Spec, State, default_spec
@@ -25,6 +27,41 @@ T = TypeVar("T")
 
 # Every field the default spec uses exists in runtime-spec 1.0.2.
 BASELINE_OCI_VERSION = "1.0.2"
+# How much of a container's stdout/stderr a report or an error message quotes (the end of it).
+QUOTE_LIMIT = 4000
+
+
+def _tail(path: Path, limit: int = QUOTE_LIMIT) -> str:
+    """The last ``limit`` characters of a file, or "" if it cannot be read."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return text if len(text) <= limit else "[...]" + text[-limit:]
+
+
+@dataclass(frozen=True)
+class BundleRecord:
+    """What a bundle held when its ``with`` block ended: for failure reports, read before the
+    bundle is removed. ``example`` is the hypothesis example it belonged to (see CallLog)."""
+
+    container_id: str
+    path: Path
+    config: str
+    stdout: str
+    stderr: str
+    example: int | None = None
+
+    def describe(self, *, kept: bool = False) -> str:
+        where = f"kept at {self.path}" if kept else f"was {self.path} (removed)"
+        lines = [f"container {self.container_id}: bundle {where}"]
+        for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            text = text.strip()
+            if text:
+                lines.append(f"  {name}: " + text.replace("\n", "\n          "))
+        config = compact_json(self.config).replace("\n", "\n  ") if self.config else "(none)"
+        lines.append("  config.json: " + config)
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -47,8 +84,17 @@ class Result:
         return cls(call.returncode, call.stdout, call.stderr)
 
 
-def poll(check: Callable[[], T | None], *, timeout: float = 10.0, what: str = "condition") -> T:
-    """Calls ``check`` until it returns something other than None; backs off up to 50 ms."""
+def poll(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    what: str = "condition",
+    observed: Callable[[], str] | None = None,
+) -> T:
+    """Calls ``check`` until it returns something other than None; backs off up to 50 ms.
+
+    On timeout the error says what was awaited and, from ``observed``, what was seen instead.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:
@@ -56,7 +102,10 @@ def poll(check: Callable[[], T | None], *, timeout: float = 10.0, what: str = "c
         if value is not None:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            message = f"timed out after {timeout:g} s waiting for {what}"
+            if observed is not None:
+                message += f"; {observed()}"
+            raise TimeoutError(message)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
@@ -106,11 +155,27 @@ class Container:
 
     # --- waiting -----------------------------------------------------------------------------
     def wait_for(self, status: str, timeout: float = 10.0) -> State:
+        """Polls ``state`` until it reports ``status``; a timeout names the last status seen
+        and quotes the container's stderr (where its program said why it did not get there)."""
+        last: list[State] = []
+
         def reached() -> State | None:
             state = self.state()
+            last[:] = [state]
             return state if state.status == status else None
 
-        return poll(reached, timeout=timeout, what=f"container {self.id} to be {status}")
+        def observed() -> str:
+            seen = f"last status seen: {last[0].status} (pid {last[0].pid})" if last else "no state"
+            return f"{seen}; {self.describe_stderr()}"
+
+        return poll(
+            reached, timeout=timeout, what=f"container {self.id} to be {status}", observed=observed
+        )
+
+    def describe_stderr(self) -> str:
+        err = _tail(self.bundle.path / "stderr").strip()
+        where = self.bundle.path / "stderr"
+        return f"container stderr ({where}): " + (err.replace("\n", "\n  ") if err else "empty")
 
     def close_stdio(self) -> None:
         for f in self._stdio:
@@ -135,8 +200,50 @@ class ContainerFactory:
         self.base_dir = base_dir
         self.id_prefix = id_prefix
         self.keep_failed = keep_failed
+        # Every bundle kept this session (for failed tests, with --keep-failed).
         self.kept: list[Path] = []
+        # What each bundle held when its block ended, since the last ``begin()``.
+        self.records: list[BundleRecord] = []
+        # With keep_failed: bundles of the current test, unmounted, waiting for its verdict.
+        self.pending: list[BundleRecord] = []
         self._counter = itertools.count(1)
+
+    # --- per-test bookkeeping (driven by the plugin) -------------------------------------------
+    def begin(self) -> None:
+        """A test starts: forget the records of the previous one."""
+        self.records.clear()
+        self.discard_pending()
+
+    def settle(self, *, failed: bool) -> list[Path]:
+        """The test's verdict is known: with keep_failed, a failed test's bundles stay (under
+        ``@given`` those of the final example only), every other pending bundle goes. Returns
+        the paths kept now."""
+        if not failed:
+            self.discard_pending()
+            return []
+        keep = final_example(self.pending)
+        kept_ids = {id(r) for r in keep}
+        for record in self.pending:
+            if id(record) not in kept_ids:
+                shutil.rmtree(record.path, ignore_errors=True)
+        self.pending.clear()
+        self.kept += [r.path for r in keep]
+        return [r.path for r in keep]
+
+    def discard_pending(self) -> None:
+        for record in self.pending:
+            shutil.rmtree(record.path, ignore_errors=True)
+        self.pending.clear()
+
+    def _record(self, cid: str, bundle: Bundle) -> BundleRecord:
+        return BundleRecord(
+            cid,
+            bundle.path,
+            _tail(bundle.config_path, 64_000),
+            _tail(bundle.path / "stdout"),
+            _tail(bundle.path / "stderr"),
+            self.client.log.current_example(),
+        )
 
     def new_id(self) -> str:
         return f"{self.id_prefix}-{next(self._counter)}"
@@ -173,19 +280,19 @@ class ContainerFactory:
         if path.exists():  # a second bundle for an id in use (a test of duplicate ids)
             path = self.base_dir / f"{cid}-{next(self._counter)}"
         bundle = make_bundle(path, self.image, self._finalise(spec or self.spec(), cid))
-        failed = False
         try:
             yield cid, bundle
-        except BaseException:
-            failed = True
-            raise
         finally:
             # Whatever the test did with the id (even a create that should have been refused),
             # no container outlives its bundle. Deleting one that is gone is refused: fine.
-            self.client.delete(cid, force=True, check=False)
-            if failed and self.keep_failed:
+            self.client.delete(cid, force=True, check=False, cleanup=True)
+            record = self._record(cid, bundle)
+            self.records.append(record)
+            if self.keep_failed:
+                # Whether the test failed is known only after it (a failed assertion after the
+                # block, the leak sentinel): keep the files, unmounted, until settle().
                 bundle.unmount()
-                self.kept.append(bundle.path)
+                self.pending.append(record)
             else:
                 bundle.remove()
 

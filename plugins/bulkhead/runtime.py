@@ -19,30 +19,50 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from bulkhead.errors import UsageError
+from bulkhead.options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from bulkhead.spec import State
 
-DEFAULT_TIMEOUT = 30.0
+
+def describe_exit(returncode: int) -> str:
+    """``exit 1``, or ``killed by SIGKILL`` for a process that died of a signal (a crash is not
+    a refusal, and a report must not make the two look alike)."""
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}"
 
 
 @dataclass(frozen=True)
 class Call:
-    """One finished runtime invocation."""
+    """One finished runtime invocation.
+
+    ``cleanup`` marks the calls the suite makes to tidy up after a test (the factory's
+    ``delete --force``, the sentinel's removals), so a report does not present them as the last
+    thing the test asked of the runtime. ``example`` tells the hypothesis examples of one test
+    apart (see ``CallLog.tagger``); None outside property tests.
+    """
 
     argv: tuple[str, ...]
     returncode: int
     stdout: str
     stderr: str
     duration: float
+    cleanup: bool = field(default=False, repr=False)
+    example: int | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         cmd = " ".join(self.argv)
-        lines = [f"$ {cmd}", f"  exit {self.returncode} after {self.duration * 1000:.0f} ms"]
+        first = f"$ {cmd}" + ("    (cleanup)" if self.cleanup else "")
+        lines = [first, f"  {describe_exit(self.returncode)} after {self.duration * 1000:.0f} ms"]
         for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
             text = text.strip()
             if text:
@@ -57,7 +77,7 @@ class RuntimeCallError(Exception):
         self.call = call
         reason = call.stderr.strip() or call.stdout.strip() or "no output"
         super().__init__(
-            message or f"{' '.join(call.argv)} failed with exit {call.returncode}: {reason}"
+            message or f"{' '.join(call.argv)} failed ({describe_exit(call.returncode)}): {reason}"
         )
 
 
@@ -67,9 +87,15 @@ class RuntimeTimeout(RuntimeCallError):
 
 @dataclass
 class CallLog:
-    """Every call made through a client, in order; the plugin slices it per test."""
+    """Every call made through a client, in order; the plugin slices it per test.
+
+    ``tagger``, when set, is asked for the current hypothesis example of each call (the plugin
+    sets it; see bulkhead.profiles.current_example), so that a report of a property test can
+    show the calls of the final, shrunk example only.
+    """
 
     calls: list[Call] = field(default_factory=list)
+    tagger: Callable[[], int | None] | None = None
 
     def mark(self) -> int:
         return len(self.calls)
@@ -77,11 +103,22 @@ class CallLog:
     def since(self, mark: int) -> list[Call]:
         return self.calls[mark:]
 
+    def current_example(self) -> int | None:
+        return self.tagger() if self.tagger is not None else None
+
+    def trim(self, keep: int = 0) -> None:
+        """Forgets all but the last ``keep`` calls (a long session need not hold every call)."""
+        del self.calls[: max(len(self.calls) - keep, 0)]
+
 
 def resolve_runtime(name_or_path: str) -> Path:
-    """A runtime named on PATH (``runc``) or given as a path; fails with a readable reason."""
+    """A runtime named on PATH (``runc``) or given as a path; fails with a readable reason.
+
+    A path is kept as given, made absolute but with symlinks NOT resolved: multi-call binaries
+    and wrappers decide what they are from argv[0] (crun runs as krun through a symlink).
+    """
     if "/" in name_or_path:
-        path = Path(name_or_path).resolve()
+        path = Path(name_or_path).absolute()
         if not path.is_file():
             raise UsageError(f"--runtime {name_or_path}: no such file")
         if not os.access(path, os.X_OK):
@@ -145,11 +182,13 @@ class RuntimeClient:
         timeout: float | None = None,
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
+        cleanup: bool = False,
     ) -> Call:
         """Runs one verb. With ``stdout``/``stderr`` files the container may inherit them.
 
         ``create`` and detached ``run`` hand the runtime's stdio to the container's init; with
         pipes, reading them would wait for the container to exit. Callers give files there.
+        ``cleanup`` marks a call made to tidy up, not asked for by the test (see ``Call``).
         """
         argv = self.argv(*args)
         started = time.monotonic()
@@ -191,7 +230,15 @@ class RuntimeClient:
             with open(f"/proc/self/fd/{stderr.fileno()}", "rb") as f:
                 f.seek(err_pos)
                 err = f.read().decode(errors="replace")
-        call = Call(argv, proc.returncode, out or "", err or "", time.monotonic() - started)
+        call = Call(
+            argv,
+            proc.returncode,
+            out or "",
+            err or "",
+            time.monotonic() - started,
+            cleanup=cleanup,
+            example=self.log.current_example(),
+        )
         self.log.calls.append(call)
         if timed_out:
             raise RuntimeTimeout(call, f"{' '.join(argv)} did not finish within {limit:g} s")
@@ -239,9 +286,11 @@ class RuntimeClient:
     def kill(self, container_id: str, signal: str = "TERM", *, check: bool = True) -> Call:
         return self.call("kill", container_id, signal, check=check)
 
-    def delete(self, container_id: str, *, force: bool = False, check: bool = True) -> Call:
+    def delete(
+        self, container_id: str, *, force: bool = False, check: bool = True, cleanup: bool = False
+    ) -> Call:
         args = ["delete", "--force"] if force else ["delete"]
-        return self.call(*args, container_id, check=check)
+        return self.call(*args, container_id, check=check, cleanup=cleanup)
 
     def run(
         self, container_id: str, bundle: Path, *, timeout: float | None = None, check: bool = False
@@ -268,7 +317,10 @@ class RuntimeClient:
 
     def features(self) -> dict[str, object]:
         call = self.call("features")
-        data = json.loads(call.stdout)
+        try:
+            data = json.loads(call.stdout)
+        except ValueError as exc:
+            raise RuntimeCallError(call, f"features output is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise RuntimeCallError(call, "features output is not a JSON object")
         return data
