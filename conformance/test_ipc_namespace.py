@@ -1,40 +1,55 @@
-"""IPC namespace: System V objects do not cross it (config-linux.md: Namespaces, ipc).
+"""IPC namespace: System V objects and POSIX message queues do not cross it (config-linux.md:
+Namespaces, ipc).
 
-Objects are made with exclusive keys derived from the container id, and removed by the test.
+Objects are made with exclusive keys derived from the session token and the container id
+(bulkhead.ipckeys), so the leak sentinel recognises ours; every object a test or a probe may
+have made on the host is removed in a ``finally``, also when a broken runtime let the probe
+make it in the host's namespace.
 """
 
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from bulkhead import _sys
 from bulkhead.containers import Container, ContainerFactory
-from bulkhead.hostview import namespace_id
-from conformance._support import WAIT_FOREVER, sh, wait_ready, without_namespace
+from bulkhead.ipckeys import key_for
+from bulkhead.spec import Spec
+from conformance._namespaces import assert_own_namespace, shares, started
+from conformance._support import WAIT_FOREVER, sh, without_namespace
 
-KINDS: dict[str, tuple[Callable[[int], int], Callable[[int], bool], Callable[[int], None]]] = {
-    "shm": (_sys.shm_create, _sys.shm_exists, _sys.shm_remove),
-    "msg": (_sys.msg_create, _sys.msg_exists, _sys.msg_remove),
+# Per kind: create(key) -> id, lookup(key) -> id or None, remove(id).
+Kind = tuple[Callable[[int], int], Callable[[int], int | None], Callable[[int], None]]
+KINDS: dict[str, Kind] = {
+    "shm": (_sys.shm_create, _sys.shm_lookup, _sys.shm_remove),
+    "msg": (_sys.msg_create, _sys.msg_lookup, _sys.msg_remove),
 }
 
 
-def key_for(name: str) -> int:
-    # A positive 31-bit key unique to this container id and object kind.
-    return zlib.crc32(name.encode()) & 0x7FFFFFFF or 1
+def on_host(kind: str, key: int) -> bool:
+    return KINDS[kind][1](key) is not None
+
+
+def remove_from_host(kind: str, key: int) -> None:
+    """Removes our object with ``key`` from the host's namespace, if there is one."""
+    _, lookup, remove = KINDS[kind]
+    ident = lookup(key)
+    if ident is not None:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            remove(ident)
 
 
 @contextlib.contextmanager
 def host_object(kind: str, key: int) -> Iterator[None]:
-    create, _, remove = KINDS[kind]
-    ident = create(key)
+    create, _, _ = KINDS[kind]
+    create(key)
     try:
         yield
     finally:
-        remove(ident)
+        remove_from_host(kind, key)
 
 
 def probe(ctr: Container, verb: str, key: int) -> dict[str, str]:
@@ -43,21 +58,21 @@ def probe(ctr: Container, verb: str, key: int) -> dict[str, str]:
     return result.fields()
 
 
-@contextlib.contextmanager
-def started(containers: ContainerFactory, *, with_ipc_ns: bool = True) -> Iterator[Container]:
+def ipc_spec(containers: ContainerFactory, *, with_ipc_ns: bool) -> Spec:
     spec = containers.spec(sh(WAIT_FOREVER))
     if not with_ipc_ns:
         without_namespace(spec, "ipc")
-    with containers.container(spec, start=True) as ctr:
-        wait_ready(ctr)
-        yield ctr
+    return spec
 
 
 @pytest.mark.spec("config-linux.namespaces.apply-ns-ipc")
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_host_objects_are_invisible_inside(containers: ContainerFactory, kind: str) -> None:
+    # The control is test_without_an_ipc_namespace_host_objects_are_shared: the same probe
+    # does see a host object when the container shares the host's namespace.
     with started(containers) as ctr:
-        key = key_for(ctr.id + kind)
+        assert_own_namespace(ctr, "ipc")
+        key = key_for(ctr.id)
         with host_object(kind, key):
             assert probe(ctr, f"{kind}-exists", key)["present"] == "no"
 
@@ -67,12 +82,19 @@ def test_host_objects_are_invisible_inside(containers: ContainerFactory, kind: s
 def test_container_objects_are_invisible_on_the_host(
     containers: ContainerFactory, kind: str
 ) -> None:
-    _, exists, _ = KINDS[kind]
     with started(containers) as ctr:
-        key = key_for(ctr.id + kind)
-        assert probe(ctr, f"{kind}-create", key)["created"] == "yes"
-        assert probe(ctr, f"{kind}-exists", key)["present"] == "yes", "probe cannot see its own"
-        assert not exists(key), f"a {kind} object made in the container is visible on the host"
+        assert_own_namespace(ctr, "ipc")
+        key = key_for(ctr.id)
+        assert not on_host(kind, key), "the key is taken on the host before the test"
+        try:
+            assert probe(ctr, f"{kind}-create", key)["created"] == "yes"
+            # The control: the probe sees its own object, so the host's lookup below can fail.
+            assert probe(ctr, f"{kind}-exists", key)["present"] == "yes", "probe cannot see it"
+            leaked = on_host(kind, key)
+        finally:
+            # A runtime that left the probe in the host's namespace made the object here.
+            remove_from_host(kind, key)
+        assert not leaked, f"a {kind} object made in the container is visible on the host"
 
 
 @pytest.mark.spec("config-linux.namespaces.7")
@@ -81,11 +103,20 @@ def test_without_an_ipc_namespace_host_objects_are_shared(
     containers: ContainerFactory, kind: str
 ) -> None:
     # The control: the same probe does see host objects when no IPC namespace is asked for.
-    with started(containers, with_ipc_ns=False) as ctr:
-        assert namespace_id(ctr.pid, "ipc") == namespace_id("self", "ipc")
-        key = key_for(ctr.id + kind)
+    with started(containers, ipc_spec(containers, with_ipc_ns=False)) as ctr:
+        assert shares(ctr.pid, "ipc"), "the container got an IPC namespace of its own"
+        key = key_for(ctr.id)
         with host_object(kind, key):
             assert probe(ctr, f"{kind}-exists", key)["present"] == "yes"
+
+
+# /dev/mqueue inside is a mqueue filesystem the runtime mounted in the container's IPC
+# namespace: it lists that namespace's queues, and creating a file in it creates a queue there
+# (mq_overview(7)). Both tests below rely on it being that, not a plain directory.
+MQUEUE = (
+    'grep -q " /dev/mqueue .* - mqueue " /proc/self/mountinfo || { echo not-mqueue; exit 3; }; '
+    'touch "/dev/mqueue/$1" && ls /dev/mqueue'
+)
 
 
 @pytest.mark.spec("config-linux.namespaces.apply-ns-ipc", "config-linux.namespaces.7")
@@ -93,14 +124,20 @@ def test_without_an_ipc_namespace_host_objects_are_shared(
 def test_posix_message_queues_follow_the_ipc_namespace(
     containers: ContainerFactory, with_ipc_ns: bool
 ) -> None:
-    # /dev/mqueue inside is mounted by the runtime in the container's IPC namespace, so it
-    # lists the host's queues only when the container shares the host's namespace.
-    with started(containers, with_ipc_ns=with_ipc_ns) as ctr:
-        name = f"{ctr.id}-mq"
-        _sys.mq_create(name)
+    with started(containers, ipc_spec(containers, with_ipc_ns=with_ipc_ns)) as ctr:
+        assert shares(ctr.pid, "ipc") is not with_ipc_ns
+        from_host, from_inside = f"{ctr.id}-mq-host", f"{ctr.id}-mq-inside"
+        _sys.mq_create(from_host)
         try:
-            listing = ctr.exec("ls", "/dev/mqueue")
+            listing = ctr.exec("sh", "-c", MQUEUE, "mqueue", from_inside)
+            inside_seen_on_host = _sys.mq_exists(from_inside)
         finally:
-            _sys.mq_remove(name)
-        assert listing.exit_code == 0, listing.stderr
-        assert (name in listing.stdout.split()) is not with_ipc_ns
+            for name in (from_host, from_inside):
+                if _sys.mq_exists(name):
+                    _sys.mq_remove(name)
+        assert listing.exit_code == 0, f"{listing.stdout} {listing.stderr}"
+        names = set(listing.stdout.split())
+        # The control: the container lists the queue it made itself.
+        assert from_inside in names, f"the container's own queue is not listed: {names}"
+        assert (from_host in names) is not with_ipc_ns
+        assert inside_seen_on_host is not with_ipc_ns

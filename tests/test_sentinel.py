@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bulkhead import _sys
+from bulkhead import _sys, ipckeys
 from bulkhead.sentinel import Leak, Sentinel
 
 TOKEN = "bh-c0ffee-"
@@ -39,6 +39,7 @@ class FakeHost:
         self.cgroup = base / "cgroup"
         for d in (self.proc / "self", self.sysfs / "class" / "net", self.netns, self.state):
             d.mkdir(parents=True)
+        self.mqueues: list[str] = []  # what the fake mqueue listing returns
         self.mountinfo: list[str] = []
         self.add_mount("/", fstype="ext4", source="/dev/vda1")
         self.add_mount(str(self.cgroup), fstype="tmpfs", source="tmpfs", options="rw,mode=755")
@@ -56,7 +57,26 @@ class FakeHost:
             proc=self.proc,
             sysfs=self.sysfs,
             netns_dir=self.netns,
+            mqueues=lambda: list(self.mqueues),
         )
+
+    def set_uts(self, hostname: str, domainname: str = "(none)") -> None:
+        kernel = self.proc / "sys" / "kernel"
+        kernel.mkdir(parents=True, exist_ok=True)
+        (kernel / "hostname").write_text(hostname + "\n")
+        (kernel / "domainname").write_text(domainname + "\n")
+
+    def uts(self, name: str) -> str:
+        return (self.proc / "sys" / "kernel" / name).read_text()
+
+    def add_sysv(self, kind: str, key: int, ident: int) -> None:
+        # proc(5): a header line, then one row per object starting "key id perms ...".
+        table = self.proc / "sysvipc" / kind
+        table.parent.mkdir(exist_ok=True)
+        if not table.exists():
+            table.write_text("       key      shmid perms    size  cpid  lpid nattch\n")
+        with table.open("a") as f:
+            f.write(f"{key:>10} {ident:>10}   600   4096  1  1  0\n")
 
     def add_mount(
         self, point: str, fstype: str = "overlay", source: str = "overlay", options: str = "rw"
@@ -374,3 +394,96 @@ def test_clean_reports_failures_as_strings_and_goes_on(host: FakeHost, recorder:
     assert f"veth{TOKEN}1" in netdev
     assert str(busy) in cgroup
     assert not idle.exists()  # one failure does not stop the rest
+
+
+# --- IPC objects and the host's names ------------------------------------------------------------
+
+OUR_KEY = ipckeys.key_for(f"{TOKEN}7")
+
+
+def test_ipc_keys_carry_the_token_and_differ_per_container() -> None:
+    keys = {ipckeys.key_for(f"{TOKEN}{n}") for n in range(1, 128)}
+    assert len(keys) == 127  # 127 consecutive containers never share a key
+    assert all(0 < k < 2**31 and ipckeys.is_ours(TOKEN, k) for k in keys)
+    assert not any(ipckeys.is_ours("bh-c0ffef-", k) for k in keys)
+    assert not ipckeys.is_ours(TOKEN, ipckeys.key_for(f"{TOKEN}1") & ~0x7F)  # slot 0
+    assert ipckeys.token_of(f"{TOKEN}12") == TOKEN
+    with pytest.raises(ValueError):
+        ipckeys.token_of("container-1")
+
+
+def test_snapshot_finds_our_ipc_objects_by_key_and_queue_name(host: FakeHost) -> None:
+    other = ipckeys.key_for("bh-beef00-7")
+    host.add_sysv("shm", OUR_KEY, 3)
+    host.add_sysv("shm", other, 4)
+    host.add_sysv("msg", OUR_KEY, 5)
+    host.add_sysv("sem", 0x1234, 6)  # someone else's key
+    host.add_sysv("sem", OUR_KEY, 7)
+    host.mqueues = [f"{TOKEN}7-mq", "bh-beef00-7-mq", "postgres"]
+
+    assert host.sentinel().snapshot() == {
+        Leak("shm", f"key {OUR_KEY:#010x} id 3", "3"),
+        Leak("msg", f"key {OUR_KEY:#010x} id 5", "5"),
+        Leak("sem", f"key {OUR_KEY:#010x} id 7", "7"),
+        Leak("mqueue", f"{TOKEN}7-mq"),
+    }
+
+
+def test_a_renamed_host_is_reported_with_the_old_and_new_names(host: FakeHost) -> None:
+    host.set_uts("vm")
+    sentinel = host.sentinel()
+    before = sentinel.snapshot()
+    assert sentinel.leaks(before, settle=0) == []
+
+    host.set_uts("renamed-inside", "evil.example")
+
+    leaks = sentinel.leaks(before, settle=0)
+    assert [leak.describe() for leak in leaks] == [
+        "domainname changed from '(none)' to 'evil.example'",
+        "hostname changed from 'vm' to 'renamed-inside'",
+    ]
+
+
+def test_clean_puts_the_host_names_back(host: FakeHost, recorder: Recorder) -> None:
+    host.set_uts("vm")
+    sentinel = host.sentinel()
+    before = sentinel.snapshot()
+    host.set_uts("renamed-inside", "evil.example")
+
+    assert sentinel.clean(sentinel.leaks(before, settle=0), recorder("delete_state")) == []
+    assert (host.uts("hostname"), host.uts("domainname")) == ("vm\n", "(none)\n")
+    assert sentinel.leaks(before, settle=0) == []
+
+
+def test_clean_removes_our_ipc_objects(
+    host: FakeHost, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("shm_remove", "msg_remove", "sem_remove", "mq_remove"):
+        monkeypatch.setattr(_sys, name, recorder(name))
+    monkeypatch.setattr("bulkhead.sentinel._SYSV_REMOVE", {
+        "shm": _sys.shm_remove, "msg": _sys.msg_remove, "sem": _sys.sem_remove,
+    })  # fmt: skip
+    host.add_sysv("shm", OUR_KEY, 3)
+    host.add_sysv("sem", OUR_KEY, 7)
+    host.mqueues = [f"{TOKEN}7-mq"]
+    sentinel = host.sentinel()
+    leaks = sorted(sentinel.snapshot())
+    # id 9 is no longer there: nothing is removed under a stale id.
+    leaks.append(Leak("msg", f"key {OUR_KEY:#010x} id 9", "9"))
+
+    assert sentinel.clean(leaks, recorder("delete_state")) == []
+    assert recorder.calls == [
+        ("shm_remove", (3,)),
+        ("sem_remove", (7,)),
+        ("mq_remove", (f"{TOKEN}7-mq",)),
+    ]
+
+
+def test_clean_spares_an_id_reused_by_someone_else(
+    host: FakeHost, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bulkhead.sentinel._SYSV_REMOVE", {"shm": recorder("shm_remove")})
+    host.add_sysv("shm", 0x1234, 3)  # id 3 now holds someone else's key
+    leak = Leak("shm", f"key {OUR_KEY:#010x} id 3", "3")
+    assert host.sentinel().clean([leak], recorder("delete_state")) == []
+    assert recorder.calls == []

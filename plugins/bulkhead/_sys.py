@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -23,6 +24,7 @@ _libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
 _libc.shmctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
 _libc.msgget.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.msgctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+_libc.semctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
 
 _libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
 _libc.mq_unlink.argtypes = [ctypes.c_char_p]
@@ -59,7 +61,13 @@ def shm_create(key: int) -> int:
 
 
 def shm_exists(key: int) -> bool:
-    return int(_libc.shmget(key, 0, 0)) >= 0
+    return shm_lookup(key) is not None
+
+
+def shm_lookup(key: int) -> int | None:
+    """The id of the shared memory segment with ``key`` in our IPC namespace, if any."""
+    ident = int(_libc.shmget(key, 0, 0))
+    return ident if ident >= 0 else None
 
 
 def shm_remove(ident: int) -> None:
@@ -75,12 +83,24 @@ def msg_create(key: int) -> int:
 
 
 def msg_exists(key: int) -> bool:
-    return int(_libc.msgget(key, 0)) >= 0
+    return msg_lookup(key) is not None
+
+
+def msg_lookup(key: int) -> int | None:
+    """The id of the message queue with ``key`` in our IPC namespace, if any."""
+    ident = int(_libc.msgget(key, 0))
+    return ident if ident >= 0 else None
 
 
 def msg_remove(ident: int) -> None:
     if _libc.msgctl(ident, IPC_RMID, None) != 0:
         raise _fail("msgctl(IPC_RMID)", str(ident))
+
+
+def sem_remove(ident: int) -> None:
+    # semctl(2): IPC_RMID ignores semnum and takes no fourth argument.
+    if _libc.semctl(ident, 0, IPC_RMID) != 0:
+        raise _fail("semctl(IPC_RMID)", str(ident))
 
 
 def mq_create(name: str) -> None:
@@ -94,3 +114,14 @@ def mq_create(name: str) -> None:
 def mq_remove(name: str) -> None:
     if _libc.mq_unlink(f"/{name}".encode()) != 0:
         raise _fail("mq_unlink", name)
+
+
+def mq_exists(name: str) -> bool:
+    """Whether the POSIX message queue ``/name`` exists in our IPC namespace (no mount needed)."""
+    fd = _libc.mq_open(f"/{name}".encode(), os.O_RDONLY | os.O_NONBLOCK, 0, None)
+    if fd >= 0:
+        os.close(fd)
+        return True
+    if ctypes.get_errno() == errno.ENOENT:
+        return False
+    raise _fail("mq_open", name)

@@ -1,10 +1,16 @@
 """The leak sentinel: what a test left behind on the host.
 
 Before and after every test it takes a snapshot of the host's mounts, cgroups, network devices,
-named network namespaces, processes and runtime state directories, keeping only what is ours:
-what carries this session's id token or lies under this session's directories. Anything ours
-that is there after the test and was not there before is a leak; the test fails with the list,
-then the sentinel removes what it can so one leak does not cascade into every later test.
+named network namespaces, processes, runtime state directories and IPC objects (System V objects
+and POSIX message queues), keeping only what is ours: what carries this session's id token, or
+lies under this session's directories, or (System V objects, which have only numeric keys) has a
+key derived from the token (bulkhead.ipckeys). Anything ours that is there after the test and was
+not there before is a leak; the test fails with the list, then the sentinel removes what it can
+so one leak does not cascade into every later test.
+
+The host's hostname and domain name are part of the snapshot too: a runtime that fails to give
+a container its own UTS namespace would let a test rename the machine, so a change is reported
+like a leak ("hostname changed from X to Y") and cleaning puts the old name back.
 
 Matching only our own token and paths is what lets it run on a busy machine (or beside other
 xdist workers) without blaming a test for someone else's activity.
@@ -22,15 +28,28 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulkhead import _sys
+from bulkhead import _sys, ipckeys
 from bulkhead.host import parse_mountinfo
+
+# The host's names, under /proc/sys/kernel (proc(5)); reported and restored like leaks.
+UTS_NAMES = ("hostname", "domainname")
+# /proc/sysvipc/<kind> lists the System V objects of the reader's IPC namespace (proc(5)).
+SYSV_KINDS = ("shm", "msg", "sem")
+_SYSV_REMOVE: dict[str, Callable[[int], None]] = {
+    "shm": _sys.shm_remove,
+    "msg": _sys.msg_remove,
+    "sem": _sys.sem_remove,
+}
 
 
 @dataclass(frozen=True, order=True)
 class Leak:
-    kind: str  # mount, cgroup, process, netdev, netns, state
-    what: str  # a path, a device name, or "pid N: cmdline"
-    handle: str = ""  # what cleanup needs: the pid and start time for a process
+    # mount, cgroup, process, netdev, netns, state, shm, msg, sem, mqueue, hostname, domainname
+    kind: str
+    what: str  # a path, a device name, "pid N: cmdline", "key 0x... id N", a queue's name
+    # What cleanup needs: the pid and start time of a process, the id of a System V object,
+    # the old value of a host name.
+    handle: str = ""
 
     def describe(self) -> str:
         return f"{self.kind:8} {self.what}"
@@ -53,6 +72,7 @@ class Sentinel:
         proc: Path = Path("/proc"),
         sysfs: Path = Path("/sys"),
         netns_dir: Path = Path("/run/netns"),
+        mqueues: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.token = token
         self.roots = tuple(str(r) for r in roots)
@@ -65,6 +85,7 @@ class Sentinel:
         self.proc = proc
         self.sysfs = sysfs
         self.netns_dir = netns_dir
+        self._list_mqueues = mqueues if mqueues is not None else self._host_mqueues
 
     def _ours(self, text: str) -> bool:
         return self.token in text or self._root_re.search(text) is not None
@@ -132,11 +153,48 @@ class Sentinel:
                 if e.is_dir() and self.token in e.name:
                     yield Leak("state", e.name)
 
+    def _sysv(self) -> Iterable[Leak]:
+        for kind in SYSV_KINDS:
+            for key, ident in _sysv_objects(_read(self.proc / "sysvipc" / kind)):
+                if ipckeys.is_ours(self.token, key):
+                    yield Leak(kind, f"key {key:#010x} id {ident}", str(ident))
+
+    def _mqueues(self) -> Iterable[Leak]:
+        for name in self._list_mqueues():
+            if self.token in name:
+                yield Leak("mqueue", name)
+
+    def _host_mqueues(self) -> list[str]:
+        """The POSIX message queues of our IPC namespace, changing nothing on the host.
+
+        Listing them needs a mqueue filesystem (mq_overview(7)), and the host may have none
+        mounted. A short-lived private mount namespace gets one of its own: a mqueue mount
+        shows the IPC namespace of the process that mounts it, which is ours, and the mount
+        vanishes with that namespace. It is laid over our own working directory, which exists.
+        """
+        if not (self.proc / "sys" / "fs" / "mqueue").is_dir() or not self.roots:
+            return []  # a kernel without POSIX message queues
+        script = 'mount -t mqueue bulkhead-sentinel "$0" && ls -1a "$0"'
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+             self.roots[0]],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return [n for n in done.stdout.split() if n not in (".", "..")]
+
+    def _uts(self) -> Iterable[Leak]:
+        for name in UTS_NAMES:
+            value = _read(self.proc / "sys" / "kernel" / name).strip()
+            if value:
+                yield Leak(name, value)
+
     def snapshot(self) -> frozenset[Leak]:
+        """What is ours on the host now, and the host's names (compared, never "ours")."""
         mountinfo = _read(self.proc / "self" / "mountinfo")  # read once, used twice
         found: set[Leak] = set()
         found.update(self._mounts(mountinfo), self._cgroups(mountinfo))
-        for source in (self._processes, self._netdevs, self._states):
+        sources = (self._processes, self._netdevs, self._states, self._sysv, self._mqueues)
+        for source in (*sources, self._uts):
             found.update(source())
         return frozenset(found)
 
@@ -152,7 +210,7 @@ class Sentinel:
         while True:
             found = sorted(self.snapshot() - before)
             if not found or time.monotonic() > deadline:
-                return found
+                return [_changed(leak, before) for leak in found]
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
@@ -160,7 +218,10 @@ class Sentinel:
     def clean(self, leaks: Sequence[Leak], delete_state: Callable[[str], None]) -> list[str]:
         """Removes leaked things; returns what could not be removed, with the reason."""
         problems: list[str] = []
-        order = ("state", "process", "mount", "netdev", "netns", "cgroup")
+        order = (
+            *UTS_NAMES, "state", "process", "mount", "netdev", "netns", "cgroup",
+            *SYSV_KINDS, "mqueue",
+        )  # fmt: skip
         for leak in sorted(leaks, key=lambda item: order.index(item.kind)):
             try:
                 self._clean_one(leak, delete_state)
@@ -188,6 +249,39 @@ class Sentinel:
             )
         elif leak.kind == "cgroup":
             _rmdir_tree(Path(leak.what))
+        elif leak.kind in SYSV_KINDS:
+            ident = int(leak.handle)
+            # Only while that id still holds one of our keys: ids are reused once removed.
+            listed = _sysv_objects(_read(self.proc / "sysvipc" / leak.kind))
+            if any(i == ident and ipckeys.is_ours(self.token, k) for k, i in listed):
+                _SYSV_REMOVE[leak.kind](ident)
+        elif leak.kind == "mqueue":
+            with contextlib.suppress(FileNotFoundError):
+                _sys.mq_remove(leak.what)
+        elif leak.kind in UTS_NAMES:
+            if not leak.handle:
+                raise RuntimeError(f"the {leak.kind} before the test is unknown: not restored")
+            (self.proc / "sys" / "kernel" / leak.kind).write_text(leak.handle + "\n")
+
+
+def _changed(leak: Leak, before: frozenset[Leak]) -> Leak:
+    """A host name that differs from ``before`` becomes "changed from X to Y" (and keeps X)."""
+    if leak.kind not in UTS_NAMES:
+        return leak
+    old = next((b.what for b in before if b.kind == leak.kind), "")
+    if not old:
+        return Leak(leak.kind, f"is now {leak.what!r} (unknown before the test)")
+    return Leak(leak.kind, f"changed from {old!r} to {leak.what!r}", old)
+
+
+def _sysv_objects(table: str) -> list[tuple[int, int]]:
+    """(key, id) of each row of a /proc/sysvipc table; the first line is a header."""
+    rows = []
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].lstrip("-").isdigit() and fields[1].isdigit():
+            rows.append((int(fields[0]), int(fields[1])))
+    return rows
 
 
 def _rmdir_tree(path: Path) -> None:
