@@ -55,3 +55,9 @@ def copied_root_delete(call: Call) -> int | None:
     code = call.real()
     subprocess.run(["rm", "-rf", str(_copy_of(call.container_id))], check=False)
     return code
+
+
+@config("no-rootfs-propagation")
+def no_rootfs_propagation(cfg: dict, call: Call) -> None:
+    # A runtime that ignores linux.rootfsPropagation and keeps its own default for the root.
+    cfg.get("linux", {}).pop("rootfsPropagation", None)
