@@ -1,29 +1,63 @@
 """Lifecycle and state (runtime.md: State, Lifecycle, Operations).
 
 The container's own writes are watched from the host through the overlay upper directory, so
-"the user program has (not) run" is observed, not inferred from the runtime's answer.
+"the user program has (not) run" is observed, not inferred from the runtime's answer; "running"
+and "stopped" are checked against the kernel as well (the pid in state must name a live process
+rooted in the bundle while it runs, and that same process, by pid and start time, must have
+ended once state says stopped).
+
+Every refusal sits next to its control in the same test: the same call on valid input
+succeeds there, so a runtime that refuses everything cannot pass, and where the spec says a
+refused call creates nothing, the host is searched for what it might have made.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from bulkhead import strategies
-from bulkhead.containers import ContainerFactory
-from bulkhead.hostview import cgroup_dirs
+from bulkhead.containers import Container, ContainerFactory
+from bulkhead.hostview import ProcessRef, cgroup_dirs, cmdline, is_alive, signal_process
+from bulkhead.runtime import Call
 from conformance._support import (
     WAIT_FOREVER,
+    assert_nothing_created,
+    assert_nothing_runs_in,
+    boot_seconds,
+    container_process,
+    expect_refusal,
+    expect_success,
     host_file,
     refused,
     sh,
     state_json,
+    state_of,
+    stoppable,
     validate_against,
     wait_ready,
+    wait_stopped,
 )
+
+
+def running(ctr: Container, marker: str = "ready") -> ProcessRef:
+    """Waits for the started program's marker and returns its process, seen from the host,
+    while ``state`` says running."""
+    wait_ready(ctr, marker)
+    process = container_process(ctr)
+    status = ctr.status
+    assert status == "running", f"state says {status} while {process.describe()} runs"
+    return process
+
+
+def killed(ctr: Container, process: ProcessRef) -> None:
+    """SIGKILL through the runtime, then stopped by state and by the host."""
+    ctr.kill("KILL")
+    wait_stopped(ctr, process)
 
 
 @pytest.mark.spec(
@@ -34,34 +68,45 @@ from conformance._support import (
     "runtime.state.8",
 )
 def test_create_gives_created_without_running_the_program(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh("touch /ran; " + WAIT_FOREVER))) as ctr:
-        state = ctr.state()
-        assert state.status == "created"
-        assert state.pid and state.pid > 0, "state of a created container must carry its pid"
-        assert os.path.exists(f"/proc/{state.pid}"), "the pid in state is not a live process"
+    args = sh(stoppable("ran"))
+    with containers.container(containers.spec(args)) as ctr:
+        assert ctr.status == "created"
+        init = container_process(ctr)
+        assert cmdline(init.pid) != list(args), "the created container already runs the program"
         assert not host_file(ctr, "/ran").exists(), "the user program ran during create"
+        # Control: the marker is the program's witness; start makes it appear.
+        ctr.start()
+        wait_ready(ctr, "ran")
 
 
 @pytest.mark.spec("runtime.start.4", "runtime.lifecycle.14", "runtime.state.5")
 def test_start_runs_the_program_and_gives_running(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER))) as ctr:
+    args = sh(stoppable())
+    with containers.container(containers.spec(args)) as ctr:
+        assert not host_file(ctr, "/ready").exists(), "the program ran before start"
         ctr.start()
-        wait_ready(ctr)
-        assert ctr.status == "running"
+        process = running(ctr)
+        assert cmdline(process.pid) == list(args), "the pid in state does not run the program"
 
 
 @pytest.mark.spec("runtime.state.5", "runtime.lifecycle.17")
 def test_program_exit_gives_stopped(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(["true"]), start=True) as ctr:
-        ctr.wait_for("stopped")
+    # The program exits on its own, on a SIGTERM the host sends straight to it (the runtime's
+    # kill is not involved): the host sees it run first, so "stopped" can be checked against
+    # the process's end instead of a program that has ended before anyone looked.
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        process = running(ctr)
+        assert signal_process(process, signal.SIGTERM), f"{process.describe()} is gone"
+        wait_stopped(ctr, process)
 
 
-@pytest.mark.spec("runtime.delete.4", "runtime.query-state.2")
+@pytest.mark.spec("runtime.delete.4", "runtime.query-state.2", "runtime.lifecycle.18")
 def test_delete_removes_the_container(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(["true"]), start=True) as ctr:
-        ctr.wait_for("stopped")
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        killed(ctr, running(ctr))
+        assert state_of(containers, ctr.id)["status"] == "stopped"  # state answers before
         ctr.delete()
-        assert refused(ctr.client.raw_state(ctr.id, check=False)), "state works after delete"
+        assert_nothing_created(containers, ctr.id, bundle=ctr.bundle, what="delete")
 
 
 @pytest.mark.spec("runtime.delete.4", "runtime.lifecycle.18")
@@ -86,11 +131,13 @@ def test_delete_removes_the_cgroups_create_made(containers: ContainerFactory) ->
 def test_state_output_validates_against_the_schema(
     containers: ContainerFactory, phase: str
 ) -> None:
-    script = "true" if phase == "stopped" else WAIT_FOREVER
-    with containers.container(containers.spec(sh(script))) as ctr:
+    with containers.container(containers.spec(sh(stoppable()))) as ctr:
+        process = container_process(ctr)
         if phase != "created":
             ctr.start()
-            ctr.wait_for(phase)
+            process = running(ctr)
+        if phase == "stopped":
+            killed(ctr, process)
         data = state_json(ctr.client.raw_state(ctr.id))
         validate_against("state-schema.json", data)
         assert data["id"] == ctr.id
@@ -100,24 +147,52 @@ def test_state_output_validates_against_the_schema(
         assert data["ociVersion"]
 
 
-@pytest.mark.spec("runtime.query-state.2")
+@pytest.mark.spec("runtime.query-state.2", "runtime.query-state.3")
 def test_state_of_an_unknown_container_errors(containers: ContainerFactory) -> None:
-    assert refused(containers.client.raw_state(containers.new_id(), check=False))
+    with containers.container(containers.spec(sh(WAIT_FOREVER))) as ctr:
+        # Control: state of a container that exists answers, naming it.
+        assert state_of(containers, ctr.id)["status"] == "created"
+        unknown = containers.new_id()
+        expect_refusal(containers.client.raw_state(unknown, check=False), "state of an unknown id")
 
 
-@pytest.mark.spec("runtime.start.1", "runtime.start.3")
+@pytest.mark.spec("runtime.start.1", "runtime.start.3", "runtime.start.4")
 def test_start_of_an_unknown_container_errors(containers: ContainerFactory) -> None:
-    assert refused(containers.client.start(containers.new_id(), check=False))
+    with containers.container(containers.spec(sh(stoppable()))) as ctr:
+        unknown = containers.new_id()
+        call = containers.client.start(unknown, check=False)
+        expect_refusal(call, "start of an unknown id")
+        assert_nothing_created(containers, unknown, what="start of an unknown id")
+        assert ctr.status == "created"
+        # Control: start of a created container succeeds and runs its program.
+        expect_success(ctr.start(check=False), "start of a created container")
+        running(ctr)
 
 
-@pytest.mark.spec("runtime.kill.1", "runtime.kill.3")
+@pytest.mark.spec("runtime.kill.1", "runtime.kill.3", "runtime.kill.4")
 def test_kill_of_an_unknown_container_errors(containers: ContainerFactory) -> None:
-    assert refused(containers.client.kill(containers.new_id(), "KILL", check=False))
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        process = running(ctr)
+        unknown = containers.new_id()
+        expect_refusal(
+            containers.client.kill(unknown, "KILL", check=False), "kill of an unknown id"
+        )
+        assert is_alive(process), "kill of an unknown id ended the running container"
+        # Control: kill of a running container succeeds and stops it.
+        expect_success(ctr.kill("KILL", check=False), "kill of a running container")
+        wait_stopped(ctr, process)
 
 
-@pytest.mark.spec("runtime.delete.1", "runtime.delete.3")
+@pytest.mark.spec("runtime.delete.1", "runtime.delete.3", "runtime.delete.4")
 def test_delete_of_an_unknown_container_errors(containers: ContainerFactory) -> None:
-    assert refused(containers.client.delete(containers.new_id(), check=False))
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        killed(ctr, running(ctr))
+        unknown = containers.new_id()
+        expect_refusal(containers.client.delete(unknown, check=False), "delete of an unknown id")
+        assert state_of(containers, ctr.id)["status"] == "stopped"
+        # Control: delete of a stopped container succeeds and removes it.
+        expect_success(ctr.delete(check=False), "delete of a stopped container")
+        assert_nothing_created(containers, ctr.id, bundle=ctr.bundle, what="delete")
 
 
 @pytest.mark.spec("runtime.state.3", "runtime.create.2", "runtime.create.3")
@@ -125,31 +200,48 @@ def test_create_with_a_duplicate_id_errors_and_keeps_the_first(
     containers: ContainerFactory,
 ) -> None:
     with containers.container(containers.spec(sh(WAIT_FOREVER))) as first:
-        pid = first.pid
-        with containers.bundle(containers.spec(["true"]), cid=first.id) as (_, second):
-            # Checked inside: leaving this block force-deletes whatever holds the id.
-            call = first.client.create(first.id, second.path, check=False)
-            assert refused(call), "a second container was created under an id in use"
-            state = first.state()
-            assert (state.status, state.pid) == ("created", pid)
-            assert state.bundle == str(first.bundle.path)
+        process = container_process(first)
+        spec = containers.spec(sh(stoppable("second")))
+        with containers.bundle(spec) as (cid, bundle):
+            second = Container(cid, bundle, first.client)
+            try:
+                # Under the first container's id (the outer block force-deletes whatever holds
+                # it, should the runtime have let this through).
+                call = first.client.create(
+                    first.id, bundle.path, pid_file=bundle.path / "pid", check=False
+                )
+                expect_refusal(call, "create under the id of a live container")
+                state = first.state()
+                assert (state.status, state.pid) == ("created", process.pid)
+                assert state.bundle == str(first.bundle.path)
+                assert is_alive(process), f"the first container's {process.describe()} ended"
+                assert_nothing_runs_in(bundle)
+                # Control: the second bundle is valid; under an id of its own it is created.
+                expect_success(second.create(check=False), "create of the bundle under a new id")
+                container_process(second)
+            finally:
+                second.close_stdio()
 
 
 @pytest.mark.spec("runtime.start.2", "runtime.start.3")
 def test_start_twice_errors_and_leaves_it_running(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
-        wait_ready(ctr)
-        pid = ctr.pid
-        assert refused(ctr.start(check=False)), "start of a running container succeeded"
-        assert (ctr.status, ctr.pid) == ("running", pid)
+    script = stoppable(first="echo started >> /starts; ")
+    with containers.container(containers.spec(sh(script)), start=True) as ctr:
+        process = running(ctr)  # the control: the first start succeeded
+        expect_refusal(ctr.start(check=False), "start of a running container")
+        assert ctr.status == "running"
+        assert container_process(ctr) == process, "start of a running container replaced it"
+        assert host_file(ctr, "/starts").read_text() == "started\n", "the program ran again"
 
 
 @pytest.mark.spec("runtime.start.2", "runtime.start.3")
 def test_start_of_a_stopped_container_errors(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(sh("echo once >> /runs")), start=True) as ctr:
-        ctr.wait_for("stopped")
-        assert refused(ctr.start(check=False))
+    script = stoppable(first="echo once >> /runs; ")
+    with containers.container(containers.spec(sh(script)), start=True) as ctr:
+        killed(ctr, running(ctr))  # the control: the first start succeeded
+        expect_refusal(ctr.start(check=False), "start of a stopped container")
         assert ctr.status == "stopped"
+        assert_nothing_runs_in(ctr.bundle)
         assert host_file(ctr, "/runs").read_text() == "once\n", "the program ran again"
 
 
@@ -157,76 +249,122 @@ def test_start_of_a_stopped_container_errors(containers: ContainerFactory) -> No
 def test_delete_of_a_running_container_without_force_errors(
     containers: ContainerFactory,
 ) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
-        wait_ready(ctr)
-        pid = ctr.pid
-        assert refused(ctr.delete(check=False)), "a running container was deleted"
-        assert (ctr.status, ctr.pid) == ("running", pid)
-        assert os.path.exists(f"/proc/{pid}")
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        process = running(ctr)
+        expect_refusal(ctr.delete(check=False), "delete of a running container")
+        assert (ctr.status, ctr.pid) == ("running", process.pid)
+        assert is_alive(process), f"delete of a running container ended {process.describe()}"
+        # Control: once the container is stopped, the same delete succeeds.
+        killed(ctr, process)
+        expect_success(ctr.delete(check=False), "delete of a stopped container")
+        expect_refusal(ctr.client.raw_state(ctr.id, check=False), "state after delete")
 
 
 @pytest.mark.spec("runtime.delete.2", "runtime.delete.3")
 def test_delete_of_a_created_container_without_force_errors(
     containers: ContainerFactory,
 ) -> None:
-    with containers.container(containers.spec(sh(WAIT_FOREVER))) as ctr:
-        assert refused(ctr.delete(check=False)), "a created (not stopped) container was deleted"
+    with containers.container(containers.spec(sh(stoppable()))) as ctr:
+        process = container_process(ctr)
+        expect_refusal(ctr.delete(check=False), "delete of a created (not stopped) container")
         assert ctr.status == "created"
+        assert is_alive(process), f"delete of a created container ended {process.describe()}"
+        # Control: once the container is stopped, the same delete succeeds.
+        killed(ctr, process)
+        expect_success(ctr.delete(check=False), "delete of a stopped container")
 
 
 @pytest.mark.spec("runtime.kill.2", "runtime.kill.3")
 def test_kill_of_a_stopped_container_errors(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(["true"]), start=True) as ctr:
-        ctr.wait_for("stopped")
-        assert refused(ctr.kill("KILL", check=False)), "kill of a stopped container succeeded"
+    with containers.container(containers.spec(sh(stoppable())), start=True) as ctr:
+        process = running(ctr)
+        # Control: the same kill of the running container succeeds.
+        expect_success(ctr.kill("KILL", check=False), "kill of a running container")
+        wait_stopped(ctr, process)
+        expect_refusal(ctr.kill("KILL", check=False), "kill of a stopped container")
         assert ctr.status == "stopped"
+        assert_nothing_runs_in(ctr.bundle)
+        # It stays a container that can be deleted (runtime.kill.2: left unchanged).
+        expect_success(ctr.delete(check=False), "delete of the stopped container")
 
 
 @pytest.mark.spec("runtime.kill.4")
-@pytest.mark.parametrize("signal", ["USR1", "TERM", "HUP"])
-def test_kill_delivers_the_signal(containers: ContainerFactory, signal: str) -> None:
-    script = f"trap 'echo {signal} > /got; exit 0' {signal}; {WAIT_FOREVER}"
+@pytest.mark.parametrize("signal_name", ["USR1", "TERM", "HUP"])
+def test_kill_delivers_the_signal(containers: ContainerFactory, signal_name: str) -> None:
+    script = f"trap 'echo {signal_name} > /got; exit 0' {signal_name}; {WAIT_FOREVER}"
     with containers.container(containers.spec(sh(script)), start=True) as ctr:
-        wait_ready(ctr)
-        ctr.kill(signal)
-        ctr.wait_for("stopped")
-        assert host_file(ctr, "/got").read_text() == f"{signal}\n"
+        process = running(ctr)
+        ctr.kill(signal_name)
+        wait_stopped(ctr, process)
+        assert host_file(ctr, "/got").read_text() == f"{signal_name}\n"
 
 
 @pytest.mark.spec("runtime.kill.4")
 def test_kill_with_sigkill_stops_the_container(containers: ContainerFactory) -> None:
     with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
-        wait_ready(ctr)
-        ctr.kill("KILL")
-        ctr.wait_for("stopped")
+        killed(ctr, running(ctr))
 
 
 @pytest.mark.spec("runtime.create.8", "runtime.create.9", "runtime.lifecycle.2")
 def test_create_with_a_missing_root_errors_and_creates_nothing(
     containers: ContainerFactory,
 ) -> None:
-    spec = containers.spec(["true"])
+    spec = containers.spec(sh(stoppable()))
     spec.root.path = "no-such-rootfs"  # type: ignore[union-attr]
     with containers.bundle(spec) as (cid, bundle):
-        call = containers.client.create(cid, bundle.path, check=False)
-        assert refused(call), "create succeeded with a root.path that does not exist"
-        assert refused(containers.client.raw_state(cid, check=False)), "a container was left"
+        ctr = Container(cid, bundle, containers.client)
+        try:
+            since = boot_seconds()
+            expect_refusal(ctr.create(check=False), "create with a root.path that does not exist")
+            assert_nothing_created(
+                containers, cid, bundle=bundle, pid_file=bundle.path / "pid", since=since
+            )
+            # Control: the same bundle with its root fixed is created under the same id.
+            config = bundle.read_config()
+            config["root"] = {**config["root"], "path": "rootfs"}  # type: ignore[dict-item]
+            bundle.write_config(config)
+            expect_success(ctr.create(check=False), "create of the bundle with its root fixed")
+            container_process(ctr)
+        finally:
+            ctr.close_stdio()
 
 
-@pytest.mark.spec("runtime.create.1")
+@pytest.mark.spec("runtime.create.1", "runtime.create.9")
 def test_create_with_a_missing_bundle_errors(containers: ContainerFactory, tmp_path: Path) -> None:
-    cid = containers.new_id()
-    assert refused(containers.client.create(cid, tmp_path / "absent", check=False))
-    assert refused(containers.client.raw_state(cid, check=False)), "a container was left"
+    with containers.bundle(containers.spec(sh(stoppable()))) as (cid, bundle):
+        since = boot_seconds()
+        pid_file = tmp_path / "pid"
+        call = containers.client.create(cid, tmp_path / "absent", pid_file=pid_file, check=False)
+        expect_refusal(call, "create with a bundle directory that does not exist")
+        assert_nothing_created(containers, cid, pid_file=pid_file, since=since)
+        # Control: the same create with a bundle that exists succeeds.
+        ctr = Container(cid, bundle, containers.client)
+        try:
+            expect_success(ctr.create(check=False), "create with the bundle")
+            container_process(ctr)
+        finally:
+            ctr.close_stdio()
 
 
-@pytest.mark.spec("runtime.delete.6")
+@pytest.mark.spec("runtime.delete.6", "runtime.start.4")
 def test_an_id_can_be_reused_after_delete(containers: ContainerFactory) -> None:
-    with containers.container(containers.spec(["true"]), start=True) as ctr:
-        ctr.wait_for("stopped")
+    # Both lives share the bundle, so each start's program writes a marker of its own: the
+    # first life's marker cannot stand in for the second's.
+    with containers.container(containers.spec(sh(stoppable("life-1"))), start=True) as ctr:
+        first = running(ctr, "life-1")
+        killed(ctr, first)
         ctr.delete()
+        expect_refusal(ctr.client.raw_state(ctr.id, check=False), "state after delete")
+        config = ctr.bundle.read_config()
+        config["process"]["args"] = list(sh(stoppable("life-2")))  # type: ignore[index]
+        ctr.bundle.write_config(config)
         ctr.create()
         assert ctr.status == "created"
+        second = container_process(ctr)
+        assert second != first
+        assert not host_file(ctr, "/life-2").exists(), "the program ran during create"
+        ctr.start()
+        running(ctr, "life-2")
 
 
 @pytest.mark.spec("runtime.lifecycle.5")
@@ -240,6 +378,9 @@ def test_editing_config_after_create_has_no_effect(containers: ContainerFactory)
 
 @pytest.mark.spec("runtime.state.10")
 @given(annotations=strategies.annotations())
+# Both sides, whatever the draws: a runtime that drops annotations fails the first.
+@example(annotations={"org.bulkhead.check": "kept"})
+@example(annotations={})
 def test_state_carries_the_configured_annotations(
     containers: ContainerFactory, annotations: dict[str, str]
 ) -> None:
@@ -247,7 +388,19 @@ def test_state_carries_the_configured_annotations(
     spec.annotations = annotations or None
     with containers.container(spec) as ctr:
         data = state_json(ctr.client.raw_state(ctr.id))
+        assert data.get("id") == ctr.id
         assert (data.get("annotations") or {}) == annotations
+
+
+def _without_id(containers: ContainerFactory, verb: str, bundle: Path, pid_file: Path) -> Call:
+    if verb != "create":
+        return containers.client.call(verb, check=False, timeout=10)
+    # A container made by a create that wrongly succeeds inherits the stdio: files, not pipes.
+    with (bundle / "stdout").open("a") as out, (bundle / "stderr").open("a") as err:
+        return containers.client.call(
+            "create", "--bundle", str(bundle), "--pid-file", str(pid_file),
+            check=False, timeout=10, stdout=out, stderr=err,
+        )  # fmt: skip
 
 
 @pytest.mark.spec(
@@ -261,19 +414,79 @@ def test_state_carries_the_configured_annotations(
 def test_an_operation_without_a_container_id_errors(
     containers: ContainerFactory, verb: str
 ) -> None:
-    args = ["--bundle", str(containers.image.path)] if verb == "create" else []
-    call = containers.client.call(verb, *args, check=False, timeout=10)
-    assert refused(call), f"{verb} without a container id succeeded"
+    # A real bundle with a valid config and, for the verbs that act on one, a container in the
+    # status where the same call with its id succeeds (the control, at the end): the call
+    # without an id can then fail only for the missing id.
+    with containers.bundle(containers.spec(sh(stoppable()))) as (cid, bundle):
+        ctr = Container(cid, bundle, containers.client)
+        try:
+            process: ProcessRef | None = None
+            if verb != "create":
+                ctr.create()
+                process = container_process(ctr)
+            if verb in ("kill", "delete"):
+                ctr.start()
+                process = running(ctr)
+                if verb == "delete":
+                    killed(ctr, process)
+            status = None if verb == "create" else ctr.status
+            before = sorted(os.listdir(containers.client.root))
+            since = boot_seconds()
+            call = _without_id(containers, verb, bundle.path, bundle.path / "pid")
+            expect_refusal(call, f"{verb} without a container id")
+            if verb == "create":
+                assert_nothing_created(
+                    containers, cid, bundle=bundle, pid_file=bundle.path / "pid", since=since
+                )
+                assert sorted(os.listdir(containers.client.root)) == before, "a state was left"
+            else:
+                assert ctr.status == status, f"{verb} without an id changed the container"
+                if process is not None and status != "stopped":
+                    assert is_alive(process), f"{verb} without an id ended the container"
+                assert not (verb == "start" and host_file(ctr, "/ready").exists())
+            # Control: the same call with the id succeeds, and does what it should.
+            if verb == "state":
+                assert state_of(containers, cid)["status"] == "created"
+            elif verb == "start":
+                expect_success(ctr.start(check=False), "start with the id")
+                running(ctr)
+            elif verb == "kill":
+                expect_success(ctr.kill("KILL", check=False), "kill with the id")
+                assert process is not None
+                wait_stopped(ctr, process)
+            elif verb == "delete":
+                expect_success(ctr.delete(check=False), "delete with the id")
+                assert_nothing_created(containers, cid, bundle=bundle, what="delete")
+            else:
+                expect_success(ctr.create(check=False), "create with the id")
+                container_process(ctr)
+        finally:
+            ctr.close_stdio()
 
 
 @pytest.mark.spec("runtime.start.5", "runtime.create.10", "runtime.create.9")
 def test_a_config_without_process_cannot_be_started(containers: ContainerFactory) -> None:
-    spec = containers.spec(["true"])
+    spec = containers.spec(sh(stoppable()))
     spec.process = None
     with containers.bundle(spec) as (cid, bundle):
-        created = containers.client.create(cid, bundle.path, check=False)
-        if refused(created):
-            # Validating early is allowed (runtime.create.10); then nothing may be left.
-            assert refused(containers.client.raw_state(cid, check=False))
-        else:
-            assert refused(containers.client.start(cid, check=False)), "started without process"
+        ctr = Container(cid, bundle, containers.client)
+        try:
+            since = boot_seconds()
+            if refused(ctr.create(check=False)):
+                # Validating early is allowed (runtime.create.10); then nothing may be left.
+                assert_nothing_created(
+                    containers, cid, bundle=bundle, pid_file=bundle.path / "pid", since=since
+                )
+            else:
+                expect_refusal(ctr.start(check=False), "start of a config without process")
+                assert not host_file(ctr, "/ready").exists(), "something ran without process"
+                ctr.delete(force=True)
+            # Control: the same bundle with a process is created and started.
+            config = bundle.read_config()
+            config["process"] = containers.spec(sh(stoppable())).to_json_dict()["process"]
+            bundle.write_config(config)
+            ctr.create()
+            ctr.start()
+            running(ctr)
+        finally:
+            ctr.close_stdio()
