@@ -217,9 +217,10 @@ def host_file(ctr: Container, path: str) -> Path:
     return ctr.bundle.upper / path.lstrip("/")
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    core = version.split("-", 1)[0].split("+", 1)[0]
-    return tuple(int(part) for part in core.split(".") if part.isdigit())
+def _version_key(version: str) -> tuple[tuple[int, ...], bool]:
+    """(release numbers, is a final release): 1.0.2-dev comes before 1.0.2 (semver §11)."""
+    core, _, pre = version.partition("+")[0].partition("-")
+    return tuple(int(part) for part in core.split(".") if part.isdigit()), not pre
 
 
 @functools.cache
@@ -232,9 +233,20 @@ def declared_spec_max(runtime: RuntimeClient) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def skip_unless_declared_spec_version(runtime: RuntimeClient, needed: str, what: str) -> None:
-    """Skips when the runtime itself declares (features.md) a spec older than ``what`` needs."""
+def skip_unless_declared_spec_version(
+    runtime: RuntimeClient, needed: str, what: str, *, must_declare: bool = False
+) -> None:
+    """Skips when the runtime itself declares (features.md) a spec older than ``what`` needs.
+
+    With ``must_declare`` a runtime without ``features`` output is skipped too: for a field that
+    runtimes silently ignore when they do not know it, only a declaration says a test is fair.
+    """
     declared = declared_spec_max(runtime)
+    if declared is None and must_declare:
+        pytest.skip(
+            f"{what} arrived in runtime-spec {needed}; {runtime.name} has no `features` output "
+            "declaring which spec version it implements"
+        )
     if declared is not None and _version_key(declared) < _version_key(needed):
         pytest.skip(
             f"{what} arrived in runtime-spec {needed}; {runtime.name} declares "
