@@ -1,0 +1,1 @@
+"""The container lifecycle: status, allowed transitions, the state store, one module per verb."""

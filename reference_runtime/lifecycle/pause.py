@@ -1,0 +1,86 @@
+"""``pause`` / ``resume``: the freezer (cgroup-v1 freezer.state, or cgroup v2 cgroup.freeze)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from reference_runtime.errors import SpecError, SyscallError
+from reference_runtime.lifecycle.container import Container
+from reference_runtime.lifecycle.status import check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from reference_runtime.lifecycle.store import Store
+
+
+def freezer_file(state: dict[str, object]) -> tuple[str, str, str] | None:
+    """(file, value meaning frozen, value meaning thawed) of the container's freezer."""
+    cg = state.get("cgroup")
+    if not isinstance(cg, dict):
+        return None
+    paths: dict[str, str] = cg.get("paths", {})
+    if "freezer" in paths:
+        return paths["freezer"] + "/freezer.state", "FROZEN", "THAWED"
+    if cg.get("version") == "v2" and "unified" in paths:
+        return paths["unified"] + "/cgroup.freeze", "1", "0"
+    return None
+
+
+def is_frozen(state: dict[str, object]) -> bool:
+    where = freezer_file(state)
+    if where is None:
+        return False
+    try:
+        with open(where[0], encoding="ascii") as f:
+            value = f.read().strip()
+    except OSError:
+        return False
+    return value in (where[1], "FREEZING")
+
+
+def _set(ctr: Container, frozen: bool) -> None:
+    where = freezer_file(ctr.state)
+    if where is None:
+        raise SpecError("this host has no freezer cgroup for the container")
+    path, on, off = where
+    want = on if frozen else off
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, want.encode())
+        finally:
+            os.close(fd)
+        # v1 passes through FREEZING until every task has stopped (cgroup-v1/freezer-subsystem).
+        deadline = time.monotonic() + 5
+        while True:
+            with open(path, encoding="ascii") as f:
+                if f.read().strip() == want:
+                    return
+            if time.monotonic() > deadline:
+                raise SyscallError(110, "freeze", path)
+            time.sleep(0.001)
+    except OSError as exc:
+        if isinstance(exc, SyscallError):
+            raise
+        raise SyscallError(exc.errno or 0, "write", path) from None
+
+
+def pause(store: Store, container_id: str) -> None:
+    lock = store.lock(container_id)
+    try:
+        ctr = Container.load(store, container_id)
+        check("pause", ctr.status)
+        _set(ctr, True)
+    finally:
+        os.close(lock)
+
+
+def resume(store: Store, container_id: str) -> None:
+    lock = store.lock(container_id)
+    try:
+        ctr = Container.load(store, container_id)
+        check("resume", ctr.status)
+        _set(ctr, False)
+    finally:
+        os.close(lock)

@@ -1,0 +1,1 @@
+"""The container's processes: the parent/child protocol, the init sequence, process attributes."""

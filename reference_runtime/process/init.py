@@ -1,0 +1,261 @@
+"""The two children of ``create``: stage 1 (namespaces) and the container's init.
+
+Both run in a forked copy of the runtime and never return: they end in ``os._exit`` or
+``execve``. Everything they do comes from an ``InitPlan`` the parent built and validated, and
+every failure is sent to the parent as (errno, message) before exiting (process/protocol.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from reference_runtime.errors import SyscallError
+from reference_runtime.lifecycle.store import FIFO
+from reference_runtime.linux import namespaces as ns
+from reference_runtime.linux.constants import MS_BIND
+from reference_runtime.linux.libc import join_session_keyring
+from reference_runtime.linux.proc import close_inherited_fds
+from reference_runtime.linux.signals import reset_for_exec
+from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master
+from reference_runtime.process import protocol
+from reference_runtime.process.attrs import (
+    apply_identity,
+    apply_privileged,
+    environ,
+    find_executable,
+)
+from reference_runtime.process.hooks import Hook, HookError, run_all, state_json
+from reference_runtime.rootfs.plan import PivotRoot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from reference_runtime.cgroups.manager import Manager
+    from reference_runtime.linux.seccomp import Filter
+    from reference_runtime.linux.system import System
+    from reference_runtime.rootfs.plan import Step
+    from reference_runtime.spec.model import Process
+
+
+class InitPlan:
+    """Everything the children do, decided before the first fork."""
+
+    __slots__ = (
+        "cgroup",
+        "console_fd",
+        "create",
+        "create_container_hooks",
+        "domainname",
+        "hook_state",
+        "hostname",
+        "join",
+        "keyring",
+        "lock_fd",
+        "preserve_fds",
+        "process",
+        "rootfs",
+        "seccomp",
+        "start_container_hooks",
+        "state_dir",
+        "state_fd",
+        "sync_fd",
+        "time_offsets",
+        "user_maps",
+        "user_sync_fd",
+    )  # fmt: skip
+
+    def __init__(self, *, join: list[tuple[str, str]], create: list[str], cgroup: Manager,
+                 rootfs: list[Step], hostname: str | None, domainname: str | None,
+                 process: Process, state_dir: str,
+                 time_offsets: dict[str, dict[str, int]]) -> None:  # fmt: skip
+        self.join = join  # (type, path) to setns into, in this order
+        self.create = create  # types to unshare
+        self.cgroup = cgroup
+        self.rootfs = rootfs
+        self.hostname = hostname
+        self.domainname = domainname
+        self.process = process
+        self.state_dir = state_dir
+        self.time_offsets = time_offsets
+        # Hooks the init runs itself, the state they are given, and the read end of the control
+        # pipe when the runtime runs prestart/createRuntime hooks mid-way (protocol.py).
+        self.create_container_hooks: list[Hook] = []
+        self.start_container_hooks: list[Hook] = []
+        self.hook_state: dict[str, Any] = {}
+        self.sync_fd: int | None = None
+        self.preserve_fds = 0  # --preserve-fds: fds 3..3+N-1 stay open in the program
+        self.console_fd: int | None = None  # --console-socket, connected by the runtime
+        # A new user namespace: its (containerID, hostID, size) maps, written by the runtime
+        # while stage 1 waits on user_sync_fd.
+        self.user_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None
+        self.user_sync_fd: int | None = None
+        self.state_fd = -1  # opened by stage 1, while still privileged on the host
+        # The runtime's flock on the state directory: a copy in a child would keep it held
+        # (flock(2) belongs to the open file), so stage 1 closes it first.
+        self.lock_fd = -1
+        self.keyring: str | None = None  # the session keyring to join (None: --no-new-keyring)
+        self.seccomp: Filter | None = None  # compiled by the runtime, loaded before execve
+
+    def describe(self) -> list[str]:
+        lines = [f"join {kind} namespace {path}" for kind, path in self.join]
+        if self.create:
+            lines.append("unshare " + " ".join(self.create))
+        lines += [step.describe() for step in self.rootfs]
+        if self.hostname is not None:
+            lines.append(f"sethostname {self.hostname}")
+        if self.domainname is not None:
+            lines.append(f"setdomainname {self.domainname}")
+        lines.append("exec " + " ".join(self.process.args))
+        return lines
+
+
+def _order(join: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    # The user namespace first (it owns the others, user_namespaces(7)); the mount namespace
+    # last: after it, the other namespace paths may no longer resolve.
+    return sorted(join, key=lambda item: (item[0] != "user", item[0] == "mount"))
+
+
+def stage1(plan: InitPlan, pipe: int, system: System) -> None:
+    """Joins and creates the namespaces, then forks the init (pid 1 of a new pid namespace)."""
+    try:
+        if plan.lock_fd >= 0:
+            os.close(plan.lock_fd)
+        plan.cgroup.join(os.getpid())
+        # As host root still: a user namespace's root may not even search the bundle's parents.
+        plan.state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fds = [(kind, path, ns.open_namespace(path)) for kind, path in _order(plan.join)]
+        for kind, path, fd in fds:
+            ns.join(fd, kind, path)
+            os.close(fd)
+        rest = plan.create
+        if "user" in plan.create:
+            # user_namespaces(7): created alone first, so that the namespaces made next are
+            # owned by it; the runtime writes uid_map/gid_map from outside, then we are root.
+            ns.unshare(["user"])
+            protocol.send(pipe, protocol.USERNS)
+            assert plan.user_sync_fd is not None
+            if os.read(plan.user_sync_fd, 1) != b"g":
+                os._exit(1)
+            os.close(plan.user_sync_fd)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+            rest = [kind for kind in plan.create if kind != "user"]
+        ns.unshare(rest)
+        if "time" in plan.create and plan.time_offsets:
+            # time_namespaces(7): offsets are written before any process enters the namespace
+            # (the next fork's child does).
+            lines = "".join(f"{clock} {v['secs']} {v['nanosecs']}\n"
+                            for clock, v in plan.time_offsets.items())  # fmt: skip
+            system.write("/proc/self/timens_offsets", lines)
+        pid = os.fork()
+    except BaseException as exc:
+        protocol.send_error(pipe, exc)
+        os._exit(1)
+    if pid == 0:
+        container_init(plan, pipe, system)  # never returns
+    protocol.send(pipe, protocol.PID, str(pid))
+    os._exit(0)
+
+
+def _console(plan: InitPlan, system: System) -> int:
+    """The pty for process.terminal, from the container's devpts; /dev/console is its slave
+    (config-linux.md "Default Devices"). The master goes to the console socket."""
+    assert plan.console_fd is not None
+    ptmx = next(
+        (s.root + "/dev/pts/ptmx" for s in plan.rootfs if isinstance(s, PivotRoot)), "/dev/ptmx"
+    )
+    master, slave, number = open_pty(ptmx)
+    console = ptmx.rsplit("/pts/", 1)[0] + "/console"
+    if system.lstat_kind(console) is None:
+        system.touch(console)
+    system.mount(ptmx.rsplit("/", 1)[0] + f"/{number}", console, None, MS_BIND, None)
+    send_master(plan.console_fd, master)
+    return slave
+
+
+def container_init(plan: InitPlan, pipe: int, system: System) -> None:
+    """Builds the container around this process, reports ready, waits for start, execs."""
+    try:
+        os.setsid()
+        # Python's own SIGINT handler would turn a signal to the waiting init into a traceback;
+        # with default dispositions it behaves like any init (pid_namespaces(7)).
+        reset_for_exec()
+        close_inherited_fds()
+        for fd in range(3, 3 + plan.preserve_fds):
+            os.set_inheritable(fd, True)  # --preserve-fds: handed on to the program on purpose
+        proc = plan.process
+        # Opened by stage 1 while the host's tree was visible; reaches the fifo after pivot_root.
+        state_fd = plan.state_fd
+        if "network" in plan.create:
+            from reference_runtime.linux.libc import set_link_up
+
+            set_link_up("lo")  # a new network namespace's loopback starts down
+        if plan.keyring is not None:
+            join_session_keyring(plan.keyring)
+        apply_privileged(proc)
+        if plan.hostname is not None:
+            system.sethostname(plan.hostname)
+        if plan.domainname is not None:
+            system.setdomainname(plan.domainname)
+        pivot = next(i for i, step in enumerate(plan.rootfs) if isinstance(step, PivotRoot))
+        for step in plan.rootfs[:pivot]:
+            step.execute(system)
+        slave = -1
+        if plan.console_fd is not None:
+            slave = _console(plan, system)
+        if plan.sync_fd is not None:
+            # runtime.md steps 3-4: the runtime runs prestart and createRuntime hooks now.
+            protocol.send(pipe, protocol.MOUNTED)
+            if os.read(plan.sync_fd, 1) != b"g":
+                os._exit(1)  # the runtime gave up (a hook failed); it reports why
+            os.close(plan.sync_fd)
+        if plan.create_container_hooks:
+            # Step 5: in the container's namespaces, before pivot_root.
+            run_all(
+                plan.create_container_hooks, state_json(plan.hook_state, "creating", os.getpid())
+            )
+        for step in plan.rootfs[pivot:]:
+            step.execute(system)
+        env = proc.env
+        executable = find_executable(proc.args[0], env)
+        if not os.path.isdir(proc.cwd):
+            os.makedirs(proc.cwd, 0o755)  # runc creates a missing cwd too
+        if plan.seccomp is not None and not proc.no_new_privileges:
+            # Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: load while we have it.
+            plan.seccomp.load()
+        apply_identity(proc)
+        protocol.send(pipe, protocol.READY)
+        os.close(pipe)
+    except BaseException as exc:
+        protocol.send_error(pipe, exc)
+        os._exit(1)
+    fifo = -1
+    try:
+        # Blocks until `start` opens the fifo for reading (fifo(7)).
+        fifo = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+        os.write(fifo, b"0")
+        os.close(state_fd)
+        if slave >= 0:
+            become_terminal_of(slave)
+        if plan.start_container_hooks:
+            # runtime.md step 7: after start is asked for, before the program, in the container.
+            run_all(plan.start_container_hooks,
+                    state_json(plan.hook_state, "created", os.getpid()))  # fmt: skip
+        reset_for_exec()
+        if plan.seccomp is not None and proc.no_new_privileges:
+            # As late as can be: from here on the filter binds the init too, and only execve
+            # (and a write of the error, if it fails) follows.
+            plan.seccomp.load()
+        # On success the fifo closes with execve (O_CLOEXEC): `start` reads that as "executed".
+        os.execve(executable, proc.args, environ(env))
+    except HookError as exc:
+        message = str(exc)
+    except OSError as exc:
+        message = str(SyscallError(exc.errno or 0, "execve", proc.args[0]))
+    # `start` reports what went wrong; stderr if it cannot be told.
+    try:
+        os.write(fifo, b"E" + message.encode(errors="replace"))
+    except OSError:
+        os.write(2, f"failed to start container: {message}\n".encode(errors="replace"))
+    os._exit(127)

@@ -1,0 +1,1 @@
+"""The container's root filesystem: a plan of mount steps (pure data) and their execution."""

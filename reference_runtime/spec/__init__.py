@@ -1,0 +1,1 @@
+"""The runtime-spec as typed data: load config.json, validate it, normalise it (no syscalls)."""
