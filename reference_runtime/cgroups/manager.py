@@ -18,6 +18,7 @@ import time
 
 from reference_runtime.cgroups.mapping import v1_writes, v2_writes
 from reference_runtime.errors import SyscallError
+from reference_runtime.linux.files import write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,15 +91,7 @@ def probe() -> Hierarchies:
     return found
 
 
-def _write(path: str, value: str) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise SyscallError(exc.errno or 0, "write", f"{path} ({value.strip()})") from None
+_write = write_file
 
 
 def _read(path: str) -> str:

@@ -15,6 +15,7 @@ from reference_runtime.cgroups.manager import cgroup_path, manager_for, probe
 from reference_runtime.errors import ContainerInitError, SpecError, SyscallError
 from reference_runtime.lifecycle.container import Container
 from reference_runtime.lifecycle.store import check_id
+from reference_runtime.linux.files import write_file
 from reference_runtime.linux.proc import start_time
 from reference_runtime.process import protocol
 from reference_runtime.process.hooks import hooks_of, run_all, run_all_warning, state_json
@@ -303,16 +304,8 @@ def _write_id_maps(
     """user_namespaces(7): one write each of "inside outside count" lines, by a process with
     CAP_SETUID/CAP_SETGID in the parent namespace (the runtime), before the child is root."""
     for name, maps in (("uid_map", uids), ("gid_map", gids)):
-        path = f"/proc/{pid}/{name}"
-        text = "".join(f"{inside} {outside} {count}\n" for inside, outside, count in maps)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise SyscallError(exc.errno or 0, "write", f"{path} ({text.strip()})") from None
+        lines = "".join(f"{inside} {outside} {count}\n" for inside, outside, count in maps)
+        write_file(f"/proc/{pid}/{name}", lines)
 
 
 def _closer(fd: int) -> Callable[[], None]:

@@ -8,6 +8,7 @@ import time
 from reference_runtime.errors import SpecError, SyscallError
 from reference_runtime.lifecycle.container import Container
 from reference_runtime.lifecycle.status import check
+from reference_runtime.linux.files import write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,11 +47,7 @@ def _set(ctr: Container, frozen: bool) -> None:
     path, on, off = where
     want = on if frozen else off
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, want.encode())
-        finally:
-            os.close(fd)
+        write_file(path, want)
         # v1 passes through FREEZING until every task has stopped (cgroup-v1/freezer-subsystem).
         deadline = time.monotonic() + 5
         while True:

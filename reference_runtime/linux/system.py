@@ -11,6 +11,7 @@ import os
 
 from reference_runtime.errors import SyscallError
 from reference_runtime.linux import libc
+from reference_runtime.linux.files import write_file
 
 
 def _os_error(exc: OSError, name: str, path: str) -> SyscallError:
@@ -85,14 +86,7 @@ class System:
             raise _os_error(exc, "symlink", link) from None
 
     def write(self, path: str, text: str) -> None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise _os_error(exc, "write", path) from None
+        write_file(path, text)
 
     def statvfs_flags(self, path: str) -> int:
         """The ST_* flags of the mount at ``path`` (the same bits as MS_RDONLY.. MS_NOEXEC)."""
