@@ -300,15 +300,6 @@ def process_namespaces(pid: int) -> dict[str, str]:
     return {t: os.readlink(f"/proc/{pid}/ns/{t}") for t in NS_TYPES}
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie waiting to be reaped is dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @dataclass
 class Hooked:
     """A bundle whose config runs recording hooks; the container is not created yet."""

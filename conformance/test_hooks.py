@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from bulkhead.containers import ContainerFactory, poll
-from bulkhead.hostview import cgroup_dirs, nspid
+from bulkhead.hostview import cgroup_dirs, is_alive, nspid, process_ref
 from bulkhead.spec import DEFAULT_PATH_ENV, Hook
 from conformance._hooks import (
     CREATE_PHASE,
@@ -40,7 +40,6 @@ from conformance._hooks import (
     HookDir,
     Hooked,
     Kind,
-    alive,
     hooked,
     host_namespaces,
     process_namespaces,
@@ -185,7 +184,11 @@ def _whole_lifecycle(h: Hooked) -> None:
 
 
 def _dies(pid: int, what: str) -> None:
-    poll(lambda: True if not alive(pid) else None, timeout=STOP_WITHIN, what=what)
+    try:
+        ref = process_ref(pid)
+    except ProcessLookupError:
+        return  # already gone
+    poll(lambda: True if not is_alive(ref) else None, timeout=STOP_WITHIN, what=what)
 
 
 def _ran(order: list[str], names: Iterable[str]) -> list[str]:
@@ -669,7 +672,7 @@ def test_a_failing_poststart_hook_fails_start_and_stops_the_container(
         pid = h.ctr.pid
         h.ctr.start()
         wait_ready(h.ctr)
-        assert alive(pid)
+        assert is_alive(process_ref(pid))
         assert h.hooks.ran("third")
 
     # v1.3.0 (runtime.md "Lifecycle" step 9): an error, the container stopped and destroyed,

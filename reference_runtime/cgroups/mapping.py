@@ -80,13 +80,19 @@ def _throttle_lines(items: list[Any] | None, key: str) -> list[str]:
     return [f"{d['major']}:{d['minor']} {d[key]}" for d in items or []]
 
 
+def _pids_writes(resources: dict[str, Any]) -> list[Write]:
+    """pids.max, the one file v1 and v2 name and fill alike (a limit <= 0 means no limit)."""
+    pids = resources.get("pids") or {}
+    if "limit" not in pids:
+        return []
+    limit = _num(pids["limit"], "pids.limit")
+    return [Write("pids", "pids.max", "max" if limit <= 0 else str(limit))]
+
+
 def v1_writes(resources: dict[str, Any]) -> list[Write]:
     """The v1 files for ``resources``, in the order they must be written."""
     out: list[Write] = []
-    pids = resources.get("pids") or {}
-    if "limit" in pids:
-        limit = _num(pids["limit"], "pids.limit")
-        out.append(Write("pids", "pids.max", "max" if limit <= 0 else str(limit)))
+    out.extend(_pids_writes(resources))
     mem = resources.get("memory") or {}
     if "limit" in mem:
         out.append(
@@ -150,10 +156,7 @@ V2_THROTTLE = (
 def v2_writes(resources: dict[str, Any]) -> list[Write]:
     """The v2 files for ``resources`` (``controller`` is what subtree_control must enable)."""
     out: list[Write] = []
-    pids = resources.get("pids") or {}
-    if "limit" in pids:
-        limit = _num(pids["limit"], "pids.limit")
-        out.append(Write("pids", "pids.max", "max" if limit <= 0 else str(limit)))
+    out.extend(_pids_writes(resources))
     mem = resources.get("memory") or {}
     mem_limit = _num(mem["limit"], "memory.limit") if "limit" in mem else None
     if mem_limit is not None:
