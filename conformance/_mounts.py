@@ -16,12 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bulkhead import _sys
+from bulkhead.containers import ContainerFactory
+from bulkhead.spec import Mount, Spec
 
-# <linux/fs.h> propagation flags for mount(2) (see mount_namespaces(7)).
+# <linux/mount.h> flags for mount(2); the propagation ones: see mount_namespaces(7).
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
+MS_STRICTATIME = 1 << 24
 
 # A container script's mountinfo follows this line, so one run can report probes and mounts.
 MOUNTINFO_MARK = "--- mountinfo"
@@ -135,3 +146,67 @@ def mounted(source: str, target: Path, fstype: str, data: str = "") -> Iterator[
 def set_propagation(target: Path, flag: int) -> None:
     """mount --make-{shared,slave,private} on a mount point that this suite made."""
     _sys.mount("", str(target), "", flags=flag)
+
+
+@contextlib.contextmanager
+def host_tree(base: Path, *, shared: bool = False, flags: int = 0) -> Iterator[Path]:
+    """A host directory ``base/tree`` holding a file, with a tmpfs submount at ``sub`` holding
+    another, for binds and their submounts; the directory under ``sub`` keeps a file of its own
+    (``sub/under``), seen only where the submount is not. ``shared`` makes the tree a tmpfs of
+    its own and both mounts shared (peer groups of ours: every host mount here is private);
+    ``flags`` (MS_NOSUID, MS_RDONLY ...) are given to both mounts. All unmounted on the way out.
+    """
+    tree = base / "tree"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mounted("bulkhead-tree", tree, "tmpfs", "size=64k"))
+        (tree / "top").write_text("top\n")
+        (tree / "sub").mkdir()
+        (tree / "sub" / "under").write_text("under\n")
+        stack.enter_context(mounted("bulkhead-sub", tree / "sub", "tmpfs", "size=64k"))
+        (tree / "sub" / "over").write_text("over\n")
+        for path in (tree, tree / "sub") if flags else ():
+            # mount(2): a bind remount changes the per-mount flags of just this mount.
+            _sys.mount("", str(path), "", flags=MS_BIND | MS_REMOUNT | flags)
+        if shared:
+            set_propagation(tree, MS_SHARED)
+            set_propagation(tree / "sub", MS_SHARED)
+        yield tree
+
+
+# --- configs with mounts of the tests' own, run to completion ------------------------------
+
+# Small tmpfs mounts: nothing here writes more than a copy of busybox (~2 MB).
+SIZE = "size=8m"
+
+
+def tmpfs(destination: str, *options: str) -> Mount:
+    return Mount(destination=destination, type="tmpfs", source="tmpfs", options=[*options, SIZE])
+
+
+def bind(destination: str, source: Path | str, *options: str) -> Mount:
+    return Mount(destination=destination, type="bind", source=str(source), options=list(options))
+
+
+def with_mounts(spec: Spec, *mounts: Mount) -> Spec:
+    assert spec.mounts is not None
+    spec.mounts += list(mounts)
+    return spec
+
+
+def run_with(
+    containers: ContainerFactory, script: str, *mounts: Mount, spec: Spec | None = None
+) -> tuple[list[str], list[MountEntry]]:
+    """Runs ``script`` then prints mountinfo, with ``mounts`` added to the config; returns the
+    script's lines and the container's mount table."""
+    spec = with_mounts(spec or containers.spec(), *mounts)
+    assert spec.process is not None
+    spec.process.args = ["sh", "-c", f"{script}; {PRINT_MOUNTINFO}" if script else PRINT_MOUNTINFO]
+    result = containers.run(spec)
+    assert result.exit_code == 0, f"the container did not run: {result.stderr.strip()}"
+    return split_output(result.stdout)
+
+
+def mount_at(mounts: list[MountEntry], point: str) -> MountEntry:
+    found = top_mount(mounts, point)
+    assert found is not None, f"nothing is mounted at {point}: {[m.point for m in mounts]}"
+    return found

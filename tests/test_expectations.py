@@ -220,6 +220,54 @@ def test_bundled_entries_say_the_versions_they_were_measured_on(
 ) -> None:
     entries, _ = load(None, runtime)
     assert entries and all(e.versions is not None for e in entries)
-    assert all(e.applies_to(measured) for e in entries)
+    # Each on a host of a layout it was measured on (an entry may hold on v2 hosts only).
+    hosts = [min(e.cgroup) if e.cgroup else "hybrid" for e in entries]
+    assert all(e.applies_to(measured, host) for e, host in zip(entries, hosts, strict=True))
     # A newer release (crun 1.27, runc 1.5) is not expected to deviate the same way.
-    assert not any(e.applies_to((measured[0], measured[1] + 19, 0)) for e in entries)
+    newer = (measured[0], measured[1] + 19, 0)
+    assert not any(e.applies_to(newer, host) for e, host in zip(entries, hosts, strict=True))
+
+
+def test_an_entry_with_a_cgroup_condition_applies_only_on_those_layouts() -> None:
+    (entry,) = parse(ONE + 'cgroup = "v2"\n', "mine.toml")
+    assert entry.cgroup == frozenset({"v2"})
+    assert entry.applies_to(None, "v2")
+    assert not entry.applies_to(None, "hybrid") and not entry.applies_to(None, "v1")
+    assert "measured on cgroup v2" in entry.describe("runc")
+    (both,) = parse(ONE + 'versions = "1.1.5"\ncgroup = ["v1", "hybrid"]\n', "mine.toml")
+    assert both.applies_to((1, 1, 5), "v1") and both.applies_to((1, 1, 5), "hybrid")
+    assert not both.applies_to((1, 1, 5), "v2")
+    assert not both.applies_to((1, 2, 0), "hybrid")  # both conditions must hold
+    assert both.conditions() == "1.1.5; cgroup hybrid/v1"
+
+
+def test_an_entry_without_a_cgroup_condition_applies_on_every_layout() -> None:
+    (entry,) = parse(ONE, "mine.toml")
+    assert entry.cgroup is None
+    assert all(entry.applies_to(None, layout) for layout in ("v1", "hybrid", "v2"))
+
+
+def test_the_condition_is_judged_by_this_hosts_layout_when_none_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bulkhead.expectations as e
+
+    (entry,) = parse(ONE + 'cgroup = "v2"\n', "mine.toml")
+    monkeypatch.setattr(e, "host_cgroup_layout", lambda: "v2")
+    assert entry.applies_to(None)
+    monkeypatch.setattr(e, "host_cgroup_layout", lambda: "hybrid")
+    assert not entry.applies_to(None)
+
+
+def test_the_hosts_layout_is_named_as_the_condition_names_it() -> None:
+    from bulkhead.expectations import host_cgroup_layout
+    from bulkhead.host import probe_host
+
+    names = {"legacy": "v1", "hybrid": "hybrid", "unified": "v2"}
+    assert host_cgroup_layout() == names[probe_host().cgroups.mode]
+
+
+@pytest.mark.parametrize("bad", ['"unified"', "2", "[]", '["v2", "v3"]', '""'])
+def test_a_bad_cgroup_condition_is_a_usage_error_naming_the_entry(bad: str) -> None:
+    with pytest.raises(UsageError, match="entry 1 cgroup: give one of hybrid, v1, v2"):
+        parse(ONE + f"cgroup = {bad}\n", "mine.toml")

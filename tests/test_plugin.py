@@ -32,6 +32,14 @@ OPTIONS = (
     "--hide-cgroup2-controllers",
     "--spec-report",
     "--expectations",
+    "--no-expectations",
+    "--write-expectations",
+    "--spec-id",
+    "--spec-section",
+    "--tap-report",
+    "--jsonl-report",
+    "--summary-report",
+    "--html-report",
 )
 INI_KEYS = (
     "bulkhead_runtime",
@@ -42,6 +50,14 @@ INI_KEYS = (
     "bulkhead_hide_cgroup2_controllers",
     "bulkhead_spec_report",
     "bulkhead_expectations",
+    "bulkhead_no_expectations",
+    "bulkhead_write_expectations",
+    "bulkhead_spec_ids",
+    "bulkhead_spec_sections",
+    "bulkhead_tap_report",
+    "bulkhead_jsonl_report",
+    "bulkhead_summary_report",
+    "bulkhead_html_report",
 )
 MISSING = "/nonexistent/runtime"
 

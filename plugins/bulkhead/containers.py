@@ -118,13 +118,13 @@ class Container:
     _stdio: list[IO[str]] = field(default_factory=list, repr=False)
 
     # --- lifecycle verbs -------------------------------------------------------------------
-    def create(self, *, check: bool = True) -> Call:
+    def create(self, *, check: bool = True, console_socket: Path | None = None) -> Call:
         out = (self.bundle.path / "stdout").open("a+")
         err = (self.bundle.path / "stderr").open("a+")
         self._stdio += [out, err]
         return self.client.create(
             self.id, self.bundle.path, pid_file=self.bundle.path / "pid",
-            stdout=out, stderr=err, check=check,
+            console_socket=console_socket, stdout=out, stderr=err, check=check,
         )  # fmt: skip
 
     def start(self, *, check: bool = True) -> Call:

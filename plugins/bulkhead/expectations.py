@@ -16,9 +16,26 @@ include the runtime's is not applied (a newer release that fixed the deviation m
 into a strict XPASS) and is reported as not applicable, not as stale; when the runtime's version
 cannot be read, an entry with ``versions`` is not applied either.
 
+``cgroup`` (optional) says on which host cgroup layouts the entry was measured: ``"v1"`` (only
+v1 hierarchies), ``"hybrid"`` (v1 controllers beside a cgroup2 mount) or ``"v2"`` (the unified
+hierarchy alone), or a list of them, as the suite's host facts see the layout
+(``bulkhead.host.probe_cgroups``: legacy, hybrid, unified). A deviation that shows only on a
+pure v2 host (a setting v1's kernel refuses by itself but v2's takes) gets ``cgroup = "v2"``;
+on a host of another layout the entry is not applied and is reported as not applicable, like a
+version outside ``versions``, so the test's pass there is no strict XPASS::
+
+    [[expect]]
+    test = "test_cgroups.py::test_a_memory_limit_below_usage_is_refused_with_check_before_update"
+    reason = "runc 1.1.5 ignores checkBeforeUpdate; only v1's kernel refuses the limit itself"
+    spec = "config-linux.memory.4"
+    versions = "==1.1.5"
+    cgroup = "v2"
+
 Expectations are strict: when the runtime is fixed the test XPASSes and fails the run, so the
 entry has to be removed (or its versions bounded). Entries that match no test are reported, so
-none go stale unseen.
+none go stale unseen. An entry with ``strict = false`` (what ``--write-expectations`` writes: a
+baseline to ratchet down) does not fail the run when its test passes; the test is reported as
+fixed, so the entry can be removed.
 """
 
 from __future__ import annotations
@@ -35,6 +52,16 @@ Version = tuple[int, ...]
 _OPS = ("==", "!=", ">=", "<=", ">", "<")
 _CLAUSE = re.compile(r"^(==|!=|>=|<=|>|<)?\s*(\d+(?:\.\d+)*)$")
 _VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)")
+# The ``cgroup`` condition's names for the host layouts bulkhead.host.probe_cgroups reports.
+CGROUP_LAYOUTS = {"legacy": "v1", "hybrid": "hybrid", "unified": "v2"}
+_KEYS = ("test", "reason", "spec", "versions", "strict", "cgroup")
+
+
+def host_cgroup_layout() -> str:
+    """This host's layout by the ``cgroup`` condition's names ("v1", "hybrid" or "v2")."""
+    from bulkhead.host import probe_host
+
+    return CGROUP_LAYOUTS[probe_host().cgroups.mode]
 
 
 def parse_version(text: str) -> Version | None:
@@ -94,18 +121,31 @@ class Expectation:
     reason: str
     spec: str
     versions: VersionRange | None = None
+    strict: bool = True
+    # Host cgroup layouts the entry holds on ("v1", "hybrid", "v2"); None: every layout.
+    cgroup: frozenset[str] | None = None
 
     def matches(self, nodeid: str) -> bool:
         return nodeid == self.test or nodeid.endswith("/" + self.test)
 
-    def applies_to(self, version: Version | None) -> bool:
-        """Whether the entry holds for a runtime reporting ``version`` (None: unknown)."""
-        if self.versions is None:
+    def applies_to(self, version: Version | None, host_cgroup: str | None = None) -> bool:
+        """Whether the entry holds for a runtime reporting ``version`` (None: unknown) on a host
+        whose cgroup layout is ``host_cgroup`` (None: this host's, probed when it matters)."""
+        if self.versions is not None and (version is None or not self.versions.contains(version)):
+            return False
+        if self.cgroup is None:
             return True
-        return version is not None and self.versions.contains(version)
+        return (host_cgroup or host_cgroup_layout()) in self.cgroup
+
+    def conditions(self) -> str:
+        """Where the entry applies, in short ("" when everywhere)."""
+        parts = [self.versions.text] if self.versions else []
+        if self.cgroup is not None:
+            parts.append("cgroup " + "/".join(sorted(self.cgroup)))
+        return "; ".join(parts)
 
     def describe(self, runtime: str) -> str:
-        measured = f"; measured on {self.versions.text}" if self.versions else ""
+        measured = f"; measured on {self.conditions()}" if self.conditions() else ""
         return f"{runtime}: {self.reason} (spec {self.spec}{measured})"
 
 
@@ -130,13 +170,16 @@ def parse(text: str, source: str) -> list[Expectation]:
             raise UsageError(
                 f"expectations {source}: entry {i} needs a non-empty string for {', '.join(bad)}"
             )
-        unknown = sorted(set(entry) - {"test", "reason", "spec", "versions"})
+        unknown = sorted(set(entry) - set(_KEYS))
         if unknown:
             # A misspelt "version" must not silently make an entry apply to every release.
             raise UsageError(
                 f"expectations {source}: entry {i} has unknown keys {', '.join(unknown)} "
-                "(known: test, reason, spec, versions)"
+                f"(known: {', '.join(_KEYS)})"
             )
+        strict = entry.get("strict", True)
+        if not isinstance(strict, bool):
+            raise UsageError(f"expectations {source}: entry {i} strict: give true or false")
         versions = None
         if "versions" in entry:
             raw = entry["versions"]
@@ -146,8 +189,27 @@ def parse(text: str, source: str) -> list[Expectation]:
                 versions = VersionRange.parse(raw)
             except ValueError as exc:
                 raise UsageError(f"expectations {source}: entry {i} versions: {exc}") from exc
-        out.append(Expectation(entry["test"], entry["reason"], entry["spec"], versions))
+        cgroup = _cgroup_condition(entry.get("cgroup"), f"expectations {source}: entry {i}")
+        out.append(
+            Expectation(entry["test"], entry["reason"], entry["spec"], versions, strict, cgroup)
+        )
     return out
+
+
+def _cgroup_condition(raw: object, where: str) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    names = [raw] if isinstance(raw, str) else raw
+    known = sorted(set(CGROUP_LAYOUTS.values()))
+    if (
+        not isinstance(names, list)
+        or not names
+        or any(not isinstance(n, str) or n not in known for n in names)
+    ):
+        raise UsageError(
+            f"{where} cgroup: give one of {', '.join(known)} or a list of them, not {raw!r}"
+        )
+    return frozenset(names)
 
 
 def load(path: Path | None, runtime_name: str) -> tuple[list[Expectation], str]:

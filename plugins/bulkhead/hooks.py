@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bulkhead.expectations import Expectation, Version
     from bulkhead.host import HostFacts
     from bulkhead.report import SpecLedger
+    from bulkhead.results import Results
     from bulkhead.runtime import RuntimeClient
     from bulkhead.suite import Suite, SuiteOptions
 
@@ -144,6 +145,13 @@ class BulkheadSession:
         self.inapplicable: set[str] = set()
         self.junit_done = False
         self.suite: Suite | None = None
+        # The gate (bulkhead.gate): the requirement selection, per-test results for the reports,
+        # when the session started, and how many xdist workers reported back.
+        self.selected: frozenset[str] | None = None
+        self._results: Results | None = None
+        self._collects: bool | None = None
+        self.started = 0.0
+        self.workers = 0
         # Under xdist a usage error raised in a worker is an internal error of the controller,
         # with the message buried: a worker fails the affected tests with it instead.
         self.in_worker = hasattr(config, "workerinput")
@@ -153,8 +161,22 @@ class BulkheadSession:
     def validate(self) -> None:
         """Values given for our own options are checked now: a usage error, once."""
         _timeout(self.config)
+        if _opt(self.config, "bulkhead_no_expectations") and _opt(
+            self.config, "bulkhead_expectations"
+        ):
+            raise pytest.UsageError("--no-expectations and --expectations exclude each other")
         if _opt(self.config, "bulkhead_expectations"):
             self.expectations()
+        ids = _opt(self.config, "bulkhead_spec_ids") or ()
+        sections = _opt(self.config, "bulkhead_spec_sections") or ()
+        if ids or sections:
+            from bulkhead import gate
+            from bulkhead.errors import BulkheadError
+
+            try:
+                self.selected = gate.selection(ids, sections)
+            except BulkheadError as exc:
+                raise pytest.UsageError(str(exc)) from exc
 
     def visible(self) -> bool:
         """Whether the run asks for Bulkhead before anything is collected (header, JUnit)."""
@@ -208,6 +230,9 @@ class BulkheadSession:
             from bulkhead import expectations
             from bulkhead.errors import BulkheadError
 
+            if _opt(self.config, "bulkhead_no_expectations"):
+                self._expectations = ([], "--no-expectations")
+                return self._expectations
             file = _opt(self.config, "bulkhead_expectations")
             try:
                 self._expectations = expectations.load(
@@ -223,6 +248,27 @@ class BulkheadSession:
 
             self._ledger = SpecLedger()
         return self._ledger
+
+    def gate_targets(self) -> dict[str, str]:
+        """The gate's report files asked for, by option."""
+        from bulkhead.options import REPORT_OPTIONS
+
+        return {k: str(v) for k in REPORT_OPTIONS if (v := _opt(self.config, k))}
+
+    def collects_results(self) -> bool:
+        """Whether per-test results are kept (asked on every report: decided once)."""
+        if self._collects is None:
+            self._collects = bool(
+                self.gate_targets() or _opt(self.config, "bulkhead_write_expectations")
+            )
+        return self._collects
+
+    def results(self) -> Results:
+        if self._results is None:
+            from bulkhead.results import Results
+
+            self._results = Results()
+        return self._results
 
     def requested_profile(self) -> str | None:
         value = self.config.getoption("hypothesis_profile", None)
@@ -293,6 +339,8 @@ class BulkheadSession:
 
     def _describe_expectations(self) -> str:
         entries, source = self.expectations()
+        if source == "--no-expectations":
+            return "none applied (--no-expectations: strict)"
         if source == "none":
             name = Path(runtime_name(self.config)).name
             return f"none (the suite has no file for {name!r}; --expectations FILE names one)"
@@ -302,6 +350,9 @@ class BulkheadSession:
         return f"{source} ({len(entries)} entries, {applying} apply to {shown})"
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        import time
+
+        self.started = time.monotonic()
         if hasattr(self.config, "workerinput") or not self.visible():
             return
         self._add_junit_properties()
@@ -317,6 +368,23 @@ class BulkheadSession:
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
+        if self.selected is not None:
+            from bulkhead.gate import selected
+
+            def named(item: pytest.Item) -> list[str]:
+                return [str(i) for mark in item.iter_markers("spec") for i in mark.args]
+
+            keep = [item for item in items if selected(named(item), self.selected)]
+            kept = {id(item) for item in keep}
+            dropped = [item for item in items if id(item) not in kept]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = keep
+                # An expectation naming a test the selection left out is not stale.
+                entries, _ = self.expectations()
+                self.used.update(
+                    e.test for e in entries for item in dropped if e.matches(item.nodeid)
+                )
         ours = [item for item in items if self.explicit or uses_suite(item)]
         if not ours:
             return
@@ -350,7 +418,9 @@ class BulkheadSession:
                     continue
                 if exp.applies_to(version):
                     self.used.add(exp.test)
-                    item.add_marker(pytest.mark.xfail(strict=True, reason=exp.describe(runtime)))
+                    item.add_marker(
+                        pytest.mark.xfail(strict=exp.strict, reason=exp.describe(runtime))
+                    )
                 else:
                     self.inapplicable.add(exp.test)
             if uses_suite(item) and hasattr(item, "obj"):
@@ -409,9 +479,18 @@ class BulkheadSession:
                 _attach(report, title, text)
         elif report.when == "teardown":
             factory.settle(failed=False)
+        if report.when == "teardown" and self.collects_results():
+            # Every call of the test, for the gate's reports; plain data, so it crosses from an
+            # xdist worker to the controller with the report.
+            from bulkhead.results import call_record
+
+            calls = state.suite.log.since(state.mark)
+            report.bulkhead_calls = [call_record(c) for c in calls]  # type: ignore[attr-defined]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collects_results() and not self.in_worker:
+            self.results().add(report)
         ids = dict(report.user_properties).get("spec")
         if not ids:
             return
@@ -442,6 +521,7 @@ class BulkheadSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         # The controller collects nothing under xdist: what the workers matched comes back here.
+        self.workers += 1
         data = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
         if data:
             self.files.update(data["files"])
@@ -451,6 +531,9 @@ class BulkheadSession:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return
+        if self.collects_results():
+            for line in self._write_gate_reports():
+                terminalreporter.write_line("bulkhead: " + line)
         if self._ledger is not None and self._ledger.verdicts:
             terminalreporter.write_line("bulkhead: " + self._ledger.summary())
             target = _opt(config, "bulkhead_spec_report")
@@ -468,7 +551,7 @@ class BulkheadSession:
             terminalreporter.write_line(
                 f"bulkhead: expectations not applied to {runtime_name(config)} {shown} "
                 "(written for other versions): "
-                + ", ".join(f"{e.test} ({e.versions.text if e.versions else ''})" for e in other)
+                + ", ".join(f"{e.test} ({e.conditions()})" for e in other)
             )
         stale = [e.test for e in in_run if e.applies_to(version) and e.test not in self.used]
         if stale:
@@ -476,6 +559,34 @@ class BulkheadSession:
                 "bulkhead: expectations that matched no collected test: " + ", ".join(stale),
                 yellow=True,
             )
+
+    def _write_gate_reports(self) -> list[str]:
+        import time
+
+        from bulkhead import gate
+        from bulkhead.host import probe_host
+        from bulkhead.results import RunInfo
+
+        info = self.summary()
+        results = self.results()
+        run = RunInfo(
+            runtime=info["runtime"],
+            runtime_version=info.get("runtime_version", ""),
+            runtime_path=info.get("runtime_path", ""),
+            wall_seconds=time.monotonic() - self.started if self.started else 0.0,
+            workers=max(self.workers, 1),
+            host=probe_host().describe(),
+            expectations=self._describe_expectations(),
+            suite_version=gate.suite_version(),
+            selected=self.selected,
+        )
+        lines = gate.write_reports(results, run, self.gate_targets())
+        baseline = _opt(self.config, "bulkhead_write_expectations")
+        if baseline:
+            name = Path(runtime_name(self.config)).name
+            path, count = gate.write_baseline(baseline, results, name, self.version())
+            lines.append(f"expectations baseline ({count} entries) written to {path}")
+        return lines
 
 
 # --- failure reports -------------------------------------------------------------------------

@@ -7,3 +7,11 @@ HIDE_CHOICES = ("auto", "yes", "no")
 DEFAULT_TIMEOUT = 30.0
 # The console script of Bulkhead's reference runtime, installed beside the interpreter.
 REFERENCE_SCRIPT = "bulkhead-runtime"
+# The gate's report options (dest names), read on every test report: kept here so that a run of
+# another project's tests, which asks for none, imports nothing to find that out.
+REPORT_OPTIONS = (
+    "bulkhead_tap_report",
+    "bulkhead_jsonl_report",
+    "bulkhead_summary_report",
+    "bulkhead_html_report",
+)

@@ -85,6 +85,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "TOML file of known deviations (strict xfails) for the runtime under test "
         "(default: the suite's file for the runtime's name, if any)",
     )
+    # The gate's reports and selection (docs/gate.md). Named --*-report, not --tap, --html or
+    # --json-report: pytest-tap, pytest-html and pytest-json-report own those, and two plugins
+    # declaring one option break every pytest run of an environment that has both.
+    add(
+        "--no-expectations",
+        "bulkhead_no_expectations",
+        "apply no expectations at all (strict: every deviation is a failure)",
+        action="store_true",
+    )
+    add(
+        "--write-expectations",
+        "bulkhead_write_expectations",
+        "write today's failures and deviations as an expectations file (a baseline, entries "
+        "bound to the runtime's version, non-strict: a fixed test is reported, not failed)",
+    )
+    add(
+        "--spec-id",
+        "bulkhead_spec_ids",
+        "run only tests naming this requirement id or an id under it (repeatable; a prefix "
+        "ending at a dot: config-linux.seccomp)",
+        action="append",
+    )
+    add(
+        "--spec-section",
+        "bulkhead_spec_sections",
+        "run only tests naming a requirement of this spec file, section title or anchor "
+        "(repeatable: config-linux.md, Lifecycle, runtime.md#lifecycle)",
+        action="append",
+    )
+    add("--tap-report", "bulkhead_tap_report", "write a TAP version 13 report to FILE")
+    add(
+        "--jsonl-report",
+        "bulkhead_jsonl_report",
+        "write a JSON lines report to FILE: one object per test with its runtime calls",
+    )
+    add(
+        "--summary-report",
+        "bulkhead_summary_report",
+        "write a Markdown summary to FILE (verdict, counts, failures with the spec sentence)",
+    )
+    add(
+        "--html-report",
+        "bulkhead_html_report",
+        "write a self-contained HTML report to FILE",
+    )
 
 
 def pytest_cmdline_main(config: pytest.Config) -> None:

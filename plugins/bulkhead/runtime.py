@@ -254,6 +254,7 @@ class RuntimeClient:
         bundle: Path,
         *,
         pid_file: Path | None = None,
+        console_socket: Path | None = None,
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         check: bool = True,
@@ -261,6 +262,9 @@ class RuntimeClient:
         args = ["create", "--bundle", str(bundle)]
         if pid_file is not None:
             args += ["--pid-file", str(pid_file)]
+        if console_socket is not None:
+            # runc's option: the pty master of process.terminal is sent there (SCM_RIGHTS).
+            args += ["--console-socket", str(console_socket)]
         with contextlib.ExitStack() as stack:
             # The container's init inherits these: with pipes, reading them would wait for the
             # container to exit. Throw-away files keep the runtime's own messages readable.
@@ -305,15 +309,41 @@ class RuntimeClient:
         *,
         env: Sequence[str] = (),
         cwd: str | None = None,
+        user: str | None = None,
+        process: Path | None = None,
+        tty: bool = False,
+        console_socket: Path | None = None,
+        detach: bool = False,
+        pid_file: Path | None = None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
         timeout: float | None = None,
         check: bool = False,
     ) -> Call:
+        """runc's ``exec`` options; ``process`` (a process.json) stands in for ``args``.
+
+        A detached exec leaves its process holding the stdio it was given: pass files as
+        ``stdout``/``stderr`` then (as for ``create``), or the call waits for that process.
+        """
         opts: list[str] = []
         for item in env:
             opts += ["--env", item]
         if cwd is not None:
             opts += ["--cwd", cwd]
-        return self.call("exec", *opts, container_id, *args, check=check, timeout=timeout)
+        if user is not None:
+            opts += ["--user", user]
+        if process is not None:
+            opts += ["--process", str(process)]
+        if tty:
+            opts.append("--tty")
+        if console_socket is not None:
+            opts += ["--console-socket", str(console_socket)]
+        if detach:
+            opts.append("--detach")
+        if pid_file is not None:
+            opts += ["--pid-file", str(pid_file)]
+        return self.call("exec", *opts, container_id, *args, check=check, timeout=timeout,
+                         stdout=stdout, stderr=stderr)  # fmt: skip
 
     def features(self) -> dict[str, object]:
         call = self.call("features")

@@ -151,6 +151,10 @@ class Suite:
         self.token = f"bh-{secrets.token_hex(3)}-"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bulkhead-{self.worker}-"))
         try:
+            # mkdtemp makes it 0700: search permission (no listing) lets a user namespace's
+            # root, an unprivileged host uid, reach the bundles below (runc and crun resolve
+            # the rootfs from inside the new user namespace).
+            self.workdir.chmod(0o711)
             self._assemble()
         except BaseException:
             # A suite that could not be built leaves no working directory behind.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from reference_runtime.cgroups.mapping import v1_writes, v2_writes
+from reference_runtime.cgroups.mapping import device_program, v1_writes, v2_writes
 from reference_runtime.errors import SyscallError
 from reference_runtime.linux.files import write_file
 
@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 
 # Where a container without an absolute cgroupsPath goes (runtime-spec leaves it to us).
 DEFAULT_PARENT = "/bulkhead-runtime"
+# Weight files exist only under a scheduler that weighs I/O: CFQ's blkio.weight is gone from
+# current kernels, BFQ offers its own (block/bfq-cgroup.c; cgroup-v2.rst "IO Interface Files").
+WEIGHT_FALLBACK = {
+    "blkio.weight": "blkio.bfq.weight",
+    "blkio.weight_device": "blkio.bfq.weight_device",
+    "io.weight": "io.bfq.weight",
+}
+
+
+def _target(directory: str, file: str) -> str:
+    """``directory/file``, or the file the kernel offers in its place (WEIGHT_FALLBACK)."""
+    path = f"{directory}/{file}"
+    other = WEIGHT_FALLBACK.get(file)
+    if other is not None and not os.path.exists(path) and os.path.exists(f"{directory}/{other}"):
+        return f"{directory}/{other}"
+    return path
 
 
 def cgroup_path(configured: str | None, container_id: str) -> str:
@@ -43,6 +59,61 @@ def cgroup_path(configured: str | None, container_id: str) -> str:
     if configured.startswith("/"):
         return os.path.normpath(configured)
     return os.path.normpath(f"{DEFAULT_PARENT}/{configured}")
+
+
+# Files a delegated cgroup hands over besides its directory, when the kernel does not list
+# them in /sys/kernel/cgroup/delegate (config-linux.md, cgroup ownership; cgroup-v2.rst
+# "Delegation Containment").
+DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
+DELEGATE_FALLBACK = ("cgroup.procs", "cgroup.subtree_control", "cgroup.threads")
+
+
+def _map_id(container_id: int, mappings: list[tuple[int, int, int]]) -> int | None:
+    for inside, outside, size in mappings:
+        if inside <= container_id < inside + size:
+            return outside + container_id - inside
+    return None
+
+
+def delegation_owner(cfg: Any) -> tuple[int, int] | None:
+    """The host uid/gid the container's v2 cgroup is chowned to, or None (config-linux.md,
+    cgroup ownership): only with a new user and a new cgroup namespace, and a read-write
+    cgroup mount at /sys/fs/cgroup (source "cgroup"); to the ids process.user maps to."""
+    created = {ns.type for ns in cfg.namespaces if ns.path is None}
+    if not {"user", "cgroup"} <= created or cfg.process is None:
+        return None
+    rw_mount = any(
+        m.destination.rstrip("/") == "/sys/fs/cgroup" and m.type == "cgroup"
+        and m.source == "cgroup" and "ro" not in (m.options or [])
+        for m in cfg.mounts
+    )  # fmt: skip
+    if not rw_mount:
+        return None
+    uid = _map_id(cfg.process.uid, cfg.uid_mappings)
+    gid = _map_id(cfg.process.gid, cfg.gid_mappings)
+    return None if uid is None or gid is None else (uid, gid)
+
+
+def delegated_files() -> list[str]:
+    """What /sys/kernel/cgroup/delegate lists, or the three core files on a kernel without it."""
+    try:
+        with open(DELEGATE_LIST, encoding="ascii") as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return list(DELEGATE_FALLBACK)
+
+
+def chown_delegated(path: str, owner: tuple[int, int], files: list[str]) -> None:
+    """Hands ``path`` and the listed files in it to ``owner``; a listed file the cgroup lacks
+    (its controller is not enabled there) is passed over, as config-linux.md requires."""
+    for target in (path, *(f"{path}/{name}" for name in files)):
+        try:
+            os.chown(target, *owner)
+        except FileNotFoundError:
+            if target == path:
+                raise SyscallError(2, "chown", target) from None
+        except OSError as exc:
+            raise SyscallError(exc.errno or 0, "chown", target) from None
 
 
 class Hierarchies:
@@ -136,6 +207,19 @@ def remove_dirs(dirs: list[str], timeout: float = 5.0) -> None:
                 delay = min(delay * 2, 0.05)
 
 
+def attach_devices(path: str, program: bytes) -> None:
+    """Loads the device program and attaches it to the cgroup at ``path``: from then on every
+    open and mknod of a device node by its processes asks the program (cgroup-v2.rst, "Device
+    controller"). The cgroup holds the program; removing the cgroup releases it."""
+    from reference_runtime.linux import bpf
+
+    fd = bpf.load_device_program(program)
+    try:
+        bpf.attach_device_program(path, fd)
+    finally:
+        os.close(fd)
+
+
 class Manager:
     """What the lifecycle needs from cgroups. ``dirs`` is what delete must remove."""
 
@@ -144,6 +228,8 @@ class Manager:
     def __init__(self) -> None:
         self.dirs: list[str] = []  # every directory created, for removal
         self.paths: dict[str, str] = {}  # hierarchy name → this container's directory
+        # Host uid/gid to hand the cgroup to (cgroup v2 only; see delegation_owner).
+        self.owner: tuple[int, int] | None = None
 
     def writes(self, resources: dict[str, Any]) -> list[Write]:
         return []
@@ -206,7 +292,7 @@ class V1Manager(Manager):
 
                     raise SpecError(f"linux.resources: the {w.controller} controller is not "
                                     f"mounted on this host (for {w.file})")  # fmt: skip
-                _write(f"{target}/{w.file}", w.value)
+                _write(_target(target, w.file), w.value)
         except BaseException:
             self.destroy()
             raise
@@ -216,6 +302,11 @@ def _inherit_cpuset(path: str) -> None:
     parent = os.path.dirname(path)
     for file in ("cpuset.cpus", "cpuset.mems"):
         value = _read(f"{parent}/{file}").strip()
+        if not value and os.path.exists(f"{os.path.dirname(parent)}/{file}"):
+            # A parent the container was given, made by someone else and left empty: it
+            # would refuse our tasks too; fill it from its own parent (as runc does).
+            _inherit_cpuset(parent)
+            value = _read(f"{parent}/{file}").strip()
         _write(f"{path}/{file}", value)
 
 
@@ -233,10 +324,13 @@ class V2Manager(Manager):
 
     def create(self, resources: dict[str, Any]) -> None:
         writes = self.writes(resources)
+        # Encoded (and the rules validated) before anything is made.
+        program = device_program(resources)
         path = self.paths["unified"]
         try:
             _makedirs(path, self.dirs)
-            needed = sorted({w.controller for w in writes})
+            # cgroup.* files belong to the core, which every cgroup has (cgroup-v2.rst).
+            needed = sorted({w.controller for w in writes} - {"cgroup"})
             if needed:
                 # cgroup-v2.rst "Enabling and Disabling": each ancestor below the mount must
                 # delegate the controller to its children.
@@ -253,7 +347,11 @@ class V2Manager(Manager):
                            " ".join("+" + c for c in needed))  # fmt: skip
                     current += "/" + part
             for w in writes:
-                _write(f"{path}/{w.file}", w.value)
+                _write(_target(path, w.file), w.value)
+            if program is not None:
+                attach_devices(path, program)
+            if self.owner is not None:
+                chown_delegated(path, self.owner, delegated_files())
         except BaseException:
             self.destroy()
             raise

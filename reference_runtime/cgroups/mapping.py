@@ -76,6 +76,19 @@ def _devices_v1(rules: list[Any]) -> list[Write]:
     return writes
 
 
+def device_program(resources: dict[str, Any]) -> bytes | None:
+    """The cgroup v2 device program for linux.resources.devices (validated; pure), or None when
+    the config has no rules: then, as v1_writes writes no devices file, access stays as the
+    parent cgroup allows it. The runtime's default devices follow the rules, as on v1."""
+    rules = resources.get("devices") or []
+    if not rules:
+        return None
+    from reference_runtime.cgroups import devices_bpf
+
+    parsed = devices_bpf.parse_rules(rules)
+    return devices_bpf.program(devices_bpf.with_defaults(parsed, DEFAULT_ALLOWED_DEVICES))
+
+
 def _throttle_lines(items: list[Any] | None, key: str) -> list[str]:
     return [f"{d['major']}:{d['minor']} {d[key]}" for d in items or []]
 
@@ -109,10 +122,19 @@ def v1_writes(resources: dict[str, Any]) -> list[Write]:
         out.append(Write("memory", "memory.swappiness", value))
     if mem.get("disableOOMKiller"):
         out.append(Write("memory", "memory.oom_control", "1"))
+    # Kernels since 6.1 refuse kmem limits (cgroup-v1/memory.rst): the write's error says so.
+    for key, file in (("kernel", "memory.kmem.limit_in_bytes"),
+                      ("kernelTCP", "memory.kmem.tcp.limit_in_bytes")):  # fmt: skip
+        if key in mem:
+            out.append(Write("memory", file, str(_num(mem[key], f"memory.{key}"))))
+    if "useHierarchy" in mem:
+        out.append(Write("memory", "memory.use_hierarchy", "1" if mem["useHierarchy"] else "0"))
     cpu = resources.get("cpu") or {}
+    # Burst after quota: the kernel refuses a burst above the quota in force (sched-bwc.rst).
     for key, file in (("shares", "cpu.shares"), ("period", "cpu.cfs_period_us"),
-                      ("quota", "cpu.cfs_quota_us"), ("realtimePeriod", "cpu.rt_period_us"),
-                      ("realtimeRuntime", "cpu.rt_runtime_us")):  # fmt: skip
+                      ("quota", "cpu.cfs_quota_us"), ("burst", "cpu.cfs_burst_us"),
+                      ("realtimePeriod", "cpu.rt_period_us"),
+                      ("realtimeRuntime", "cpu.rt_runtime_us"), ("idle", "cpu.idle")):  # fmt: skip
         if key in cpu:
             out.append(Write("cpu", file, str(_num(cpu[key], f"cpu.{key}"))))
     for key, file in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
@@ -121,6 +143,16 @@ def v1_writes(resources: dict[str, Any]) -> list[Write]:
     blkio = resources.get("blockIO") or {}
     if "weight" in blkio:
         out.append(Write("blkio", "blkio.weight", str(_num(blkio["weight"], "blockIO.weight"))))
+    if "leafWeight" in blkio:
+        value = str(_num(blkio["leafWeight"], "blockIO.leafWeight"))
+        out.append(Write("blkio", "blkio.leaf_weight", value))
+    for d in blkio.get("weightDevice") or []:
+        if "weight" in d:
+            line = f"{d['major']}:{d['minor']} {_num(d['weight'], 'blockIO.weightDevice.weight')}"
+            out.append(Write("blkio", "blkio.weight_device", line))
+        if "leafWeight" in d:
+            line = f"{d['major']}:{d['minor']} {d['leafWeight']}"
+            out.append(Write("blkio", "blkio.leaf_weight_device", line))
     for key, file, field in (
         ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", "rate"),
         ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", "rate"),
@@ -158,6 +190,13 @@ def v2_writes(resources: dict[str, Any]) -> list[Write]:
     out: list[Write] = []
     out.extend(_pids_writes(resources))
     mem = resources.get("memory") or {}
+    # v1-only memory settings: no v2 file takes them, and config-linux.md (Unified) wants an
+    # error where a conversion is impossible, not a setting dropped in silence.
+    for key in ("swappiness", "kernel", "kernelTCP"):
+        if key in mem:
+            raise SpecError(f"linux.resources.memory.{key} has no cgroup v2 equivalent")
+    if mem.get("disableOOMKiller"):
+        raise SpecError("linux.resources.memory.disableOOMKiller has no cgroup v2 equivalent")
     mem_limit = _num(mem["limit"], "memory.limit") if "limit" in mem else None
     if mem_limit is not None:
         out.append(Write("memory", "memory.max", "max" if mem_limit < 0 else str(mem_limit)))
@@ -182,17 +221,34 @@ def v2_writes(resources: dict[str, Any]) -> list[Write]:
         quota = cpu.get("quota", -1)
         period = cpu.get("period", 100000)
         out.append(Write("cpu", "cpu.max", f"{'max' if quota <= 0 else quota} {period}"))
+    if "burst" in cpu:
+        out.append(Write("cpu", "cpu.max.burst", str(_num(cpu["burst"], "cpu.burst"))))
+    if "idle" in cpu:
+        out.append(Write("cpu", "cpu.idle", str(_num(cpu["idle"], "cpu.idle"))))
+    if "realtimeRuntime" in cpu or "realtimePeriod" in cpu:
+        # cgroup v2 has no realtime budget (cgroup-v2.rst, CPU): no conversion exists, and
+        # config-linux.md (Unified) requires an error then.
+        raise SpecError("linux.resources.cpu.realtimeRuntime/realtimePeriod have no cgroup v2 "
+                        "equivalent")  # fmt: skip
     for key, file in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
         if cpu.get(key):
             out.append(Write("cpuset", file, str(cpu[key])))
     blkio = resources.get("blockIO") or {}
     if "weight" in blkio:
         out.append(Write("io", "io.weight", str(_num(blkio["weight"], "blockIO.weight"))))
+    if "leafWeight" in blkio or any("leafWeight" in d for d in blkio.get("weightDevice") or []):
+        raise SpecError("linux.resources.blockIO leafWeight has no cgroup v2 equivalent")
+    for d in blkio.get("weightDevice") or []:
+        if "weight" in d:
+            line = f"{d['major']}:{d['minor']} {_num(d['weight'], 'blockIO.weightDevice.weight')}"
+            out.append(Write("io", "io.weight", line))
     for key, name in V2_THROTTLE:
         for d in blkio.get(key) or []:
             out.append(Write("io", "io.max", f"{d['major']}:{d['minor']} {name}={d['rate']}"))
     for limit in resources.get("hugepageLimits") or []:
         out.append(Write("hugetlb", f"hugetlb.{limit['pageSize']}.max", str(limit["limit"])))
+    # Device rules have no file on v2: device_program() turns them into the eBPF program the
+    # manager attaches (cgroup-v2.rst, "Device controller").
     for key, value in (resources.get("unified") or {}).items():
         if "/" in key or not isinstance(value, str):
             raise SpecError(f"linux.resources.unified: bad entry {key!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reference_runtime.cli._common import one_id, store
 from reference_runtime.cli.args import FLAG, MULTI, VALUE, parse
-from reference_runtime.errors import SpecError
+from reference_runtime.errors import SpecError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,6 +17,21 @@ OPTIONS = {
     "process-label": VALUE, "apparmor": VALUE, "cgroup": MULTI, "ignore-paused": FLAG,
 }  # fmt: skip
 ALIASES = {"e": "env", "u": "user", "d": "detach", "p": "process", "t": "tty", "c": "cap"}
+
+
+def _preserve_fds(raw: str) -> int:
+    """--preserve-fds N: descriptors 3..3+N-1 go on to the process; each must be open."""
+    import os
+
+    if not raw.isdigit():
+        raise UsageError(f"--preserve-fds {raw}: give a number of descriptors")
+    count = int(raw)
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--preserve-fds {count}: descriptor {fd} is not open") from None
+    return count
 
 
 def run(g: Globals, args: list[str]) -> int:
@@ -35,6 +50,7 @@ def run(g: Globals, args: list[str]) -> int:
     req.detach = parsed.flag("detach")
     req.process_file = parsed.value("process")
     req.tty = parsed.flag("tty")
+    req.preserve_fds = _preserve_fds(parsed.value("preserve-fds") or "0")
     for unsupported in ("cap", "additional-gids", "cgroup"):
         if parsed.values(unsupported):
             raise SpecError(f"--{unsupported} is not supported yet")

@@ -1,7 +1,7 @@
 """``features``: what this runtime implements (features.md), and only that.
 
-Everything refused with a clear error (seccomp listeners, idmapped mounts, AppArmor,
-SELinux, Intel RDT, net devices) is absent or disabled here.
+Everything refused with a clear error (idmapped mounts, AppArmor, SELinux, Intel RDT) is
+absent or disabled here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from reference_runtime.cli.main import Globals
 
 
+# All six kinds run (process/hooks.py), prestart too although config.md deprecates it.
+HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
 def seccomp_features() -> dict[str, Any]:
     from reference_runtime.linux import seccomp
 
@@ -24,9 +28,18 @@ def seccomp_features() -> dict[str, Any]:
         seccomp._library()
     except Exception:
         return {"enabled": False}
+    actions = sorted(seccomp.ACTIONS)
+    try:
+        with open("/proc/sys/kernel/seccomp/actions_avail") as f:
+            kernel = f.read().split()
+    except OSError:
+        kernel = []
+    if kernel and "user_notif" not in kernel:
+        # seccomp(2): this kernel cannot notify (Linux < 5.0), so the listener cannot work.
+        actions.remove("SCMP_ACT_NOTIFY")
     return {
         "enabled": True,
-        "actions": sorted(seccomp.ACTIONS),
+        "actions": actions,
         "operators": sorted(seccomp.OPERATORS),
         "archs": list(seccomp.ARCHITECTURES),
         "knownFlags": sorted(seccomp.FLAGS),
@@ -36,6 +49,7 @@ def seccomp_features() -> dict[str, Any]:
 
 def features() -> dict[str, Any]:
     from reference_runtime.linux.capabilities import CAPABILITIES
+    from reference_runtime.linux.constants import MPOL_FLAGS, MPOL_MODES
     from reference_runtime.rootfs.options import FLAGS, PROPAGATION, RECURSIVE
     from reference_runtime.spec.validate import SUPPORTED_NAMESPACES
 
@@ -43,7 +57,7 @@ def features() -> dict[str, Any]:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.3.0",
-        "hooks": [],
+        "hooks": list(HOOKS),
         "mountOptions": mount_options,
         "linux": {
             "namespaces": list(SUPPORTED_NAMESPACES),
@@ -59,7 +73,10 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
+            # Recognised names (features-linux.md), whether or not this kernel has them.
+            "memoryPolicy": {"modes": list(MPOL_MODES), "flags": list(MPOL_FLAGS)},
             "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": True},
         },
         "annotations": {"org.bulkhead.runtime.version": "0.1.0"},
     }

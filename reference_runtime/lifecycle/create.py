@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from reference_runtime.cgroups.manager import cgroup_path, manager_for, probe
+from reference_runtime.cgroups.manager import cgroup_path, delegation_owner, manager_for, probe
 from reference_runtime.errors import ContainerInitError, SpecError, SyscallError
 from reference_runtime.lifecycle.container import Container
 from reference_runtime.lifecycle.store import check_id
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from reference_runtime.cgroups.warmup import Warmup
     from reference_runtime.lifecycle.store import Store
+    from reference_runtime.linux.seccomp import Filter
     from reference_runtime.linux.system import System
     from reference_runtime.process.hooks import Hook
     from reference_runtime.spec.model import Config
@@ -67,6 +68,8 @@ def build_plan(
         raise SpecError("process is required: there would be nothing to start")
     hierarchies = probe()
     manager = manager_for(hierarchies, cgroup_path(cfg.cgroups_path, container_id))
+    if manager.version == "v2":  # never a v1 cgroup (config-linux.md, cgroup ownership)
+        manager.owner = delegation_owner(cfg)
     create = [ns.type for ns in cfg.namespaces if ns.path is None]
     join = [(ns.type, ns.path) for ns in cfg.namespaces if ns.path is not None]
     opts = options or Options()
@@ -157,6 +160,12 @@ def create(
     cfg = load_bundle(bundle)
     state_dir = store.dir(container_id)
     plan = build_plan(cfg, container_id, state_dir, options)
+    for warning in cfg.process.warnings if cfg.process is not None else []:
+        os.write(2, f"warning: {warning}\n".encode(errors="replace"))
+    if cfg.net_devices:
+        from reference_runtime.lifecycle import netdevices
+
+        netdevices.check_present(cfg.net_devices)  # read-only: before anything is made
     if debug is not None:
         for line in plan.describe():
             debug(line)
@@ -187,9 +196,13 @@ def create(
         plan.cgroup.create(cfg.resources)
         undo.append(plan.cgroup.destroy)
         runtime_hooks = hooks_of(cfg.raw, "prestart") + hooks_of(cfg.raw, "createRuntime")
-        pid, started = _spawn(plan, system, undo, runtime_hooks)
+        pid, started = _spawn(plan, system, undo, runtime_hooks, hook_base(cfg, container_id))
         if placed is not None:
             placed.stop()
+        if cfg.net_devices:
+            # Into the init's network namespace while it waits for start; each move registers
+            # its way back.
+            netdevices.move_in(cfg.net_devices, pid, undo)
         state = {
             "ociVersion": SPEC_VERSION,
             "id": container_id,
@@ -229,13 +242,25 @@ def create(
 
 
 def _spawn(
-    plan: InitPlan, system: System, undo: list[Callable[[], None]], runtime_hooks: list[Hook]
+    plan: InitPlan,
+    system: System,
+    undo: list[Callable[[], None]],
+    runtime_hooks: list[Hook],
+    base: dict[str, object],
 ) -> tuple[int, int]:
     """Forks stage 1; returns the init's pid and start time once it is ready.
 
     With prestart/createRuntime hooks, the init stops after its mounts and waits on a control
-    pipe while the runtime runs them (process/protocol.py).
+    pipe while the runtime runs them (process/protocol.py). With a seccomp listener, the init's
+    notify fd comes over a socket pair and goes on to the agent with the container process
+    state (``base`` holds the state's id, bundle and annotations).
     """
+    seccomp_pair = None
+    if plan.seccomp is not None and plan.seccomp.listener is not None:
+        from reference_runtime.linux.seccomp import notify_fd_channel
+
+        seccomp_pair = notify_fd_channel()
+        plan.seccomp_sock = seccomp_pair[1]
     r, w = os.pipe()
     control = os.pipe() if runtime_hooks else None
     if control is not None:
@@ -246,16 +271,20 @@ def _spawn(
     try:
         child = os.fork()
     except OSError as exc:
-        for fd in (r, w, *(control or ()), *(user_control or ())):
+        for fd in (r, w, *(control or ()), *(user_control or ()), *(seccomp_pair or ())):
             os.close(fd)
         raise SyscallError(exc.errno or 0, "fork") from None
     if child == 0:
         os.close(r)
+        if seccomp_pair is not None:
+            os.close(seccomp_pair[0])
         for pair in (control, user_control):
             if pair is not None:
                 os.close(pair[1])
         stage1(plan, w, system)  # never returns
     os.close(w)
+    if seccomp_pair is not None:
+        os.close(seccomp_pair[1])
     for pair in (control, user_control):
         if pair is not None:
             os.close(pair[0])
@@ -282,12 +311,17 @@ def _spawn(
                 assert pid is not None
                 run_all(runtime_hooks, state_json(plan.hook_state, "creating", pid))
                 os.write(control[1], b"g")
+            elif msg[0] == protocol.SECCOMP and seccomp_pair is not None:
+                assert pid is not None and plan.seccomp is not None
+                _serve_listener(plan.seccomp, seccomp_pair[0], base, pid)
             elif msg[0] == protocol.READY:
                 ready = True
             elif msg[0] == protocol.ERROR:
                 raise protocol.error_of(msg)
     finally:
         os.close(r)
+        if seccomp_pair is not None:
+            os.close(seccomp_pair[0])
         for pair in (control, user_control):
             if pair is not None:
                 os.close(pair[1])  # end of file for a child still waiting: it exits
@@ -296,6 +330,37 @@ def _spawn(
     if not ready or pid is None or started is None:
         raise ContainerInitError("the container's init exited before it was ready")
     return pid, started
+
+
+def _serve_listener(seccomp: Filter, sock: int, base: dict[str, object], pid: int) -> None:
+    """config-linux.md "The Container Process State": the agent at listenerPath gets the
+    state (status "creating", the init's pid as the runtime sees it) and the notify fd."""
+    from reference_runtime import jsonio
+    from reference_runtime.linux.seccomp import (
+        SECCOMP_FD_NAME,
+        receive_notify_fd,
+        send_to_listener,
+    )
+
+    assert seccomp.listener is not None
+    state: dict[str, object] = {
+        "ociVersion": base["ociVersion"],
+        "id": base["id"],
+        "status": "creating",
+        "pid": pid,
+        "bundle": base["bundle"],
+    }
+    if base.get("annotations"):
+        state["annotations"] = base["annotations"]
+    doc: dict[str, object] = {"ociVersion": SPEC_VERSION, "fds": [SECCOMP_FD_NAME], "pid": pid}
+    if seccomp.metadata is not None:
+        doc["metadata"] = seccomp.metadata
+    doc["state"] = state
+    fd = receive_notify_fd(sock)
+    try:
+        send_to_listener(seccomp.listener, jsonio.dumps(doc).encode(), fd)
+    finally:
+        os.close(fd)  # the agent has its own copy now; the runtime keeps none
 
 
 def _write_id_maps(

@@ -50,6 +50,11 @@ def destroy(ctr: Container) -> list[str]:
     # Without a pid namespace the init's children outlive it: the cgroup knows them all.
     for pid in manager.pids():
         _sigkill(pid)
+    # A paused container's processes keep the SIGKILL pending until thawed (the v1 freezer
+    # does not wake them for it; cgroup-v1/freezer-subsystem.rst), as runc's delete does too.
+    from reference_runtime.lifecycle.pause import thaw_if_frozen
+
+    thaw_if_frozen(ctr.state)
     wait_gone(ctr.pid, ctr.state.get("start_time"))
     manager.destroy()
     ctr.store.remove(ctr.id)

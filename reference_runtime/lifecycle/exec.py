@@ -21,10 +21,11 @@ from reference_runtime.lifecycle.kill import cgroup_of
 from reference_runtime.lifecycle.run import exit_code
 from reference_runtime.lifecycle.status import check
 from reference_runtime.linux import namespaces as ns
-from reference_runtime.linux.constants import NAMESPACES, PERSONALITIES
+from reference_runtime.linux.constants import NAMESPACES, PERSONALITIES, PR_SET_DUMPABLE
+from reference_runtime.linux.libc import prctl
 from reference_runtime.linux.proc import close_inherited_fds
 from reference_runtime.linux.signals import reset_for_exec
-from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master
+from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master, set_size
 from reference_runtime.process import protocol
 from reference_runtime.process.attrs import (
     apply_identity,
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
 
 
 class ExecRequest:
-    __slots__ = ("args", "console_socket", "cwd", "detach", "env", "pid_file", "process_file",
-                 "tty", "user")  # fmt: skip
+    __slots__ = ("args", "console_socket", "cwd", "detach", "env", "pid_file", "preserve_fds",
+                 "process_file", "tty", "user")  # fmt: skip
 
     def __init__(self) -> None:
         self.args: list[str] = []
@@ -59,6 +60,7 @@ class ExecRequest:
         self.detach = False
         self.tty = False
         self.console_socket: str | None = None
+        self.preserve_fds = 0  # --preserve-fds: fds 3..3+N-1 stay open in the process
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:
@@ -127,11 +129,17 @@ def exec_process(
         from reference_runtime.linux.seccomp import compile_filter
 
         seccomp = compile_filter(linux["seccomp"], proc.no_new_privileges)
+        if seccomp.listener is not None:
+            # The exec'd process would wait on its first notified call for an agent that was
+            # never told about it.
+            raise SpecError("linux.seccomp: exec into a container with a seccomp listener "
+                            "(SCMP_ACT_NOTIFY) is not supported yet")  # fmt: skip
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(r)
-        _stage1(paths, manager, proc, w, req.detach, console_fd, seccomp)
+        keep = range(3, 3 + req.preserve_fds)
+        _stage1(paths, manager, proc, w, req.detach, console_fd, seccomp, keep)
     os.close(w)
     if console_fd is not None:
         os.close(console_fd)
@@ -153,7 +161,8 @@ def exec_process(
 
 
 def _stage1(paths: list[tuple[str, str]], manager: Manager, proc: Process, pipe: int,
-            detach: bool, console_fd: int | None, seccomp: Filter | None) -> None:  # fmt: skip
+            detach: bool, console_fd: int | None, seccomp: Filter | None,
+            keep: range) -> None:  # fmt: skip
     try:
         manager.join(os.getpid())
         fds = [(kind, path, ns.open_namespace(path)) for kind, path in paths]
@@ -165,7 +174,7 @@ def _stage1(paths: list[tuple[str, str]], manager: Manager, proc: Process, pipe:
         protocol.send_error(pipe, exc)
         os._exit(1)
     if pid == 0:
-        _exec(proc, pipe, console_fd, seccomp)
+        _exec(proc, pipe, console_fd, seccomp, keep)
     protocol.send(pipe, protocol.PID, str(pid))
     os.close(pipe)
     if detach:
@@ -174,11 +183,14 @@ def _stage1(paths: list[tuple[str, str]], manager: Manager, proc: Process, pipe:
     os._exit(exit_code(status))
 
 
-def _exec(proc: Process, pipe: int, console_fd: int | None, seccomp: Filter | None) -> None:
+def _exec(
+    proc: Process, pipe: int, console_fd: int | None, seccomp: Filter | None, keep: range
+) -> None:
     try:
         if console_fd is not None:
             # In the container's mount namespace now: its /dev/ptmx is its devpts's.
             master, slave, _ = open_pty("/dev/ptmx")
+            set_size(master, proc.console_size)
             send_master(console_fd, master)
             os.setsid()
             become_terminal_of(slave)
@@ -187,7 +199,12 @@ def _exec(proc: Process, pipe: int, console_fd: int | None, seccomp: Filter | No
         if seccomp is not None and not proc.no_new_privileges:
             seccomp.load()  # needs CAP_SYS_ADMIN without no_new_privs
         apply_identity(proc)
-        close_inherited_fds()
+        # CVE-2019-5736: the container's processes must not follow /proc/<pid>/exe (the host's
+        # interpreter) or /proc/<pid>/fd of this one; execve makes it dumpable again.
+        prctl(PR_SET_DUMPABLE, 0)
+        close_inherited_fds(keep=keep)
+        for fd in keep:
+            os.set_inheritable(fd, True)  # --preserve-fds: handed on on purpose
         reset_for_exec()
         if seccomp is not None and proc.no_new_privileges:
             seccomp.load()  # last: only execve follows

@@ -40,6 +40,16 @@ def is_frozen(state: dict[str, object]) -> bool:
     return value in (where[1], "FREEZING")
 
 
+def thaw_if_frozen(state: dict[str, object]) -> None:
+    """Thaws the container's cgroup if it is frozen (best effort: delete goes on regardless)."""
+    where = freezer_file(state)
+    if where is not None and is_frozen(state):
+        try:  # noqa: SIM105 - contextlib would cost start-up time
+            write_file(where[0], where[2])
+        except OSError:
+            pass  # tolerated: the cgroup went away with its last process
+
+
 def _set(ctr: Container, frozen: bool) -> None:
     where = freezer_file(ctr.state)
     if where is None:

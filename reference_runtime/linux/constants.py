@@ -23,6 +23,7 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 
@@ -41,6 +42,7 @@ CLONE_NEWNET = 0x40000000
 
 # <linux/prctl.h>
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -62,6 +64,7 @@ SYSCALLS: dict[str, dict[str, int]] = {
         "ioprio_set": 251,
         "keyctl": 250,
         "mount_setattr": 442,
+        "set_mempolicy": 238,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -70,6 +73,7 @@ SYSCALLS: dict[str, dict[str, int]] = {
         "ioprio_set": 30,
         "keyctl": 219,
         "mount_setattr": 442,
+        "set_mempolicy": 237,
     },
 }
 
@@ -95,6 +99,17 @@ KEY_PERMS = 0x3F3F0000
 # <linux/personality.h>
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
+# <linux/mempolicy.h>: set_mempolicy(2) modes and the mode flags or-ed into them.
+MPOL_MODES = {
+    "MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+    "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6,
+}  # fmt: skip
+MPOL_FLAGS = {
+    "MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+    "MPOL_F_NUMA_BALANCING": 1 << 13,
+}  # fmt: skip
+MPOL_MAX_NODES = 1024  # the nodemask this runtime passes (maxnode bits)
+
 # <linux/mount.h>: mount_setattr(2) (Linux 5.12)
 MOUNT_ATTR_RDONLY = 0x00000001
 MOUNT_ATTR_NOSUID = 0x00000002
@@ -112,6 +127,9 @@ AT_RECURSIVE = 0x8000
 # <linux/openat2.h>
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
+
+# statfs(2) f_type (<linux/magic.h>): what a /proc write must land on (CVE-2019-16884)
+PROC_SUPER_MAGIC = 0x9FA0
 
 # <linux/sockios.h>, <net/if.h>
 SIOCGIFFLAGS = 0x8913

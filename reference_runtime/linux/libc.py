@@ -106,6 +106,16 @@ def join_session_keyring(name: str) -> None:
            "keyctl", f"setperm {name}")  # fmt: skip
 
 
+def set_mempolicy(mode: int, nodes: int, maxnode: int) -> None:
+    """set_mempolicy(2) for the calling thread; ``nodes`` is the nodemask as an integer."""
+    words = (maxnode + 63) // 64
+    mask = (ctypes.c_ulong * words)(*((nodes >> (64 * i)) & (2**64 - 1) for i in range(words)))
+    number = _NUMBERS["set_mempolicy"]
+    _check(_syscall(ctypes.c_long(number), mode, mask if nodes else None,
+                    ctypes.c_ulong(maxnode + 1 if nodes else 0)),
+           "set_mempolicy", f"mode {mode:#x} nodes {nodes:#x}")  # fmt: skip
+
+
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), "personality", f"{persona:#x}")
 
@@ -138,6 +148,18 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     result = _syscall(ctypes.c_long(number), dirfd, _b(path), ctypes.byref(how),
                       ctypes.c_size_t(ctypes.sizeof(how)))  # fmt: skip
     return _check(result, "openat2", path)
+
+
+class _StatFs(ctypes.Structure):
+    # struct statfs (statfs(2)): f_type comes first; the rest is room for the kernel to fill.
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+
+
+def fstatfs_type(fd: int, path: str) -> int:
+    """fstatfs(2)'s f_type: which filesystem the descriptor is on."""
+    buf = _StatFs()
+    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs", path)
+    return int(buf.f_type)
 
 
 class _CapHeader(ctypes.Structure):

@@ -32,18 +32,23 @@ def is_alive(pid: int, started: int | None) -> bool:
     return fields[0] not in ("Z", "X", "x")
 
 
-def close_inherited_fds() -> None:
-    """Marks every descriptor above stderr close-on-exec.
+def close_inherited_fds(keep: range = range(0)) -> None:
+    """Closes every descriptor above stderr that the runtime's caller left open, but ``keep``
+    (--preserve-fds).
 
-    Whatever the runtime's caller left open must not reach the container (CVE-2024-21626 was a
-    leaked host directory fd); the runtime's own fds are already O_CLOEXEC (PEP 446).
+    Whatever the caller left open must not reach the container (CVE-2024-21626 was a leaked
+    host directory fd): not at execve, and not before it either, while a process in the
+    container could reach it as /proc/<init>/fd/N or name it in process.cwd. The caller's are
+    the inheritable ones: the runtime's own fds are all O_CLOEXEC (PEP 446).
     """
     import os
 
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                continue  # tolerated: the fd listing /proc/self/fd itself, now closed
+        if fd <= 2 or fd in keep:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                os.close(fd)
+        except OSError:
+            continue  # tolerated: the fd listing /proc/self/fd itself, now closed

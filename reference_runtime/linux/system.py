@@ -38,6 +38,21 @@ class System:
         except OSError as exc:
             raise _os_error(exc, "chdir", path) from None
 
+    def open_dir(self, path: str) -> int:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _os_error(exc, "open", path) from None
+
+    def fchdir(self, fd: int) -> None:
+        try:
+            os.fchdir(fd)
+        except OSError as exc:
+            raise _os_error(exc, "fchdir", f"fd {fd}") from None
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
     def chroot(self, path: str) -> None:
         try:
             os.chroot(path)
@@ -88,6 +103,26 @@ class System:
     def write(self, path: str, text: str) -> None:
         write_file(path, text)
 
+    def write_procfs(self, path: str, text: str) -> None:
+        """Writes a /proc file, refusing one that is not on procfs: a config mount over /proc
+        (a tmpfs, a bind of a fake tree) must not take the write (CVE-2019-16884), and a
+        symlink is not followed (O_NOFOLLOW)."""
+        from reference_runtime.linux import constants as c
+
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _os_error(exc, "open", path) from None
+        try:
+            if libc.fstatfs_type(fd, path) != c.PROC_SUPER_MAGIC:
+                raise SyscallError(18, "write", f"{path} (not on procfs)")  # EXDEV
+            try:
+                os.write(fd, text.encode())
+            except OSError as exc:
+                raise _os_error(exc, "write", f"{path} ({text.strip()})") from None
+        finally:
+            os.close(fd)
+
     def statvfs_flags(self, path: str) -> int:
         """The ST_* flags of the mount at ``path`` (the same bits as MS_RDONLY.. MS_NOEXEC)."""
         try:
@@ -104,6 +139,16 @@ class System:
         except OSError as exc:
             raise _os_error(exc, "lstat", path) from None
         return "dir" if (st.st_mode & 0o170000) == 0o040000 else "file"
+
+    def node(self, path: str) -> tuple[int, int, int] | None:
+        """(file type bits of st_mode, major, minor) of what lstat(2) finds, None when absent."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error(exc, "lstat", path) from None
+        return st.st_mode & 0o170000, os.major(st.st_rdev), os.minor(st.st_rdev)
 
     def stat_kind(self, path: str) -> str | None:
         try:

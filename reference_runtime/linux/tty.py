@@ -17,6 +17,7 @@ TIOCSCTTY = 0x540E
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441  # Linux 4.13: open the slave from the master, no path lookup
+TIOCSWINSZ = 0x5414
 
 
 def connect_console(path: str) -> int:
@@ -118,6 +119,21 @@ def open_pty(ptmx: str) -> tuple[int, int, int]:
     except OSError as exc:
         raise SyscallError(exc.errno or 0, "open pty", ptmx) from None
     return master, slave, number
+
+
+def set_size(master: int, size: tuple[int, int] | None) -> None:
+    """Sizes the pty (config.md process.consoleSize: height rows, width columns); None leaves
+    the kernel's 0x0. Set on the master before the program runs, so it sees the size at once."""
+    if size is None:
+        return
+    import fcntl
+
+    rows, cols = size
+    winsize = rows.to_bytes(2, "little") + cols.to_bytes(2, "little") + b"\0\0\0\0"
+    try:
+        fcntl.ioctl(master, TIOCSWINSZ, winsize)
+    except OSError as exc:
+        raise SyscallError(exc.errno or 0, "ioctl TIOCSWINSZ", "console") from None
 
 
 def send_master(console_fd: int, master: int) -> None:

@@ -53,6 +53,9 @@ def apply_privileged(proc: Process) -> None:
         setrlimit(r.type, r.soft, r.hard)
     if proc.personality is not None:
         libc.personality(proc.personality)  # execve(2) keeps it
+    if proc.memory_policy is not None:
+        # set_mempolicy(2): inherited by children and kept across execve(2).
+        libc.set_mempolicy(*proc.memory_policy, c.MPOL_MAX_NODES)
     if proc.scheduler is not None:
         libc.sched_setattr(*proc.scheduler)
     if proc.io_priority is not None:
@@ -89,5 +92,10 @@ def apply_identity(proc: Process) -> None:
     os.umask(0o022 if proc.umask is None else proc.umask)
     try:
         os.chdir(proc.cwd)
+        # CVE-2024-21626: a cwd such as /proc/self/fd/N may lead to a directory outside the
+        # container's root; getcwd(3) then fails (ENOENT) or names an "(unreachable)" path.
+        reached = os.getcwd()
     except OSError as exc:
         raise SyscallError(exc.errno or 0, "chdir", proc.cwd) from None
+    if not reached.startswith("/"):
+        raise SyscallError(2, "chdir", f"{proc.cwd} (outside the container: {reached})")

@@ -12,11 +12,11 @@ import os
 from reference_runtime.errors import SyscallError
 from reference_runtime.lifecycle.store import FIFO
 from reference_runtime.linux import namespaces as ns
-from reference_runtime.linux.constants import MS_BIND
-from reference_runtime.linux.libc import join_session_keyring
+from reference_runtime.linux.constants import MS_BIND, PR_SET_DUMPABLE
+from reference_runtime.linux.libc import join_session_keyring, prctl
 from reference_runtime.linux.proc import close_inherited_fds
 from reference_runtime.linux.signals import reset_for_exec
-from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master
+from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master, set_size
 from reference_runtime.process import protocol
 from reference_runtime.process.attrs import (
     apply_identity,
@@ -25,7 +25,7 @@ from reference_runtime.process.attrs import (
     find_executable,
 )
 from reference_runtime.process.hooks import Hook, HookError, run_all, state_json
-from reference_runtime.rootfs.plan import PivotRoot
+from reference_runtime.rootfs.plan import MountStep, PivotRoot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class InitPlan:
         "process",
         "rootfs",
         "seccomp",
+        "seccomp_sock",
         "start_container_hooks",
         "state_dir",
         "state_fd",
@@ -96,6 +97,8 @@ class InitPlan:
         self.lock_fd = -1
         self.keyring: str | None = None  # the session keyring to join (None: --no-new-keyring)
         self.seccomp: Filter | None = None  # compiled by the runtime, loaded before execve
+        # With a seccomp listener: the init's end of the socket pair its notify fd crosses.
+        self.seccomp_sock = -1
 
     def describe(self) -> list[str]:
         lines = [f"join {kind} namespace {path}" for kind, path in self.join]
@@ -116,6 +119,16 @@ def _order(join: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return sorted(join, key=lambda item: (item[0] != "user", item[0] == "mount"))
 
 
+def _fifo_through_proc(plan: InitPlan) -> bool:
+    """Whether the container gets a procfs at /proc, through which the init can reopen the
+    exec fifo from an O_PATH descriptor of the fifo alone."""
+    return any(
+        isinstance(step, MountStep) and step.mount.type == "proc"
+        and step.mount.destination.rstrip("/") == "/proc"
+        for step in plan.rootfs
+    )  # fmt: skip
+
+
 def stage1(plan: InitPlan, pipe: int, system: System) -> None:
     """Joins and creates the namespaces, then forks the init (pid 1 of a new pid namespace)."""
     try:
@@ -123,11 +136,22 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
             os.close(plan.lock_fd)
         plan.cgroup.join(os.getpid())
         # As host root still: a user namespace's root may not even search the bundle's parents.
-        plan.state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if _fifo_through_proc(plan):
+            # Only the fifo itself, as runc does: an O_PATH of a host directory in the init is
+            # what CVE-2024-21626 was made of (cwd /proc/self/fd/N, /proc/<init>/fd/N).
+            fifo_path = os.path.join(plan.state_dir, FIFO)
+            plan.state_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+        else:
+            plan.state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         fds = [(kind, path, ns.open_namespace(path)) for kind, path in _order(plan.join)]
         for kind, path, fd in fds:
             ns.join(fd, kind, path)
             os.close(fd)
+            if kind == "user":
+                # setns(2) keeps our host ids, unmapped in the joined namespace: files made
+                # with them fail with EOVERFLOW. Its root (the namespace's own ids) instead.
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
         rest = plan.create
         if "user" in plan.create:
             # user_namespaces(7): created alone first, so that the namespaces made next are
@@ -166,12 +190,27 @@ def _console(plan: InitPlan, system: System) -> int:
         (s.root + "/dev/pts/ptmx" for s in plan.rootfs if isinstance(s, PivotRoot)), "/dev/ptmx"
     )
     master, slave, number = open_pty(ptmx)
+    set_size(master, plan.process.console_size)
     console = ptmx.rsplit("/pts/", 1)[0] + "/console"
     if system.lstat_kind(console) is None:
         system.touch(console)
     system.mount(ptmx.rsplit("/", 1)[0] + f"/{number}", console, None, MS_BIND, None)
     send_master(plan.console_fd, master)
     return slave
+
+
+def _load_seccomp(plan: InitPlan, pipe: int) -> None:
+    """Loads the filter; a notify fd goes to the runtime, which passes it to the agent."""
+    assert plan.seccomp is not None
+    fd = plan.seccomp.load()
+    if fd < 0:
+        return
+    from reference_runtime.linux.seccomp import send_notify_fd
+
+    send_notify_fd(plan.seccomp_sock, fd)
+    os.close(fd)  # the runtime holds it now; the program must not
+    os.close(plan.seccomp_sock)
+    protocol.send(pipe, protocol.SECCOMP)
 
 
 def container_init(plan: InitPlan, pipe: int, system: System) -> None:
@@ -181,7 +220,7 @@ def container_init(plan: InitPlan, pipe: int, system: System) -> None:
         # Python's own SIGINT handler would turn a signal to the waiting init into a traceback;
         # with default dispositions it behaves like any init (pid_namespaces(7)).
         reset_for_exec()
-        close_inherited_fds()
+        close_inherited_fds(keep=range(3, 3 + plan.preserve_fds))
         for fd in range(3, 3 + plan.preserve_fds):
             os.set_inheritable(fd, True)  # --preserve-fds: handed on to the program on purpose
         proc = plan.process
@@ -221,10 +260,19 @@ def container_init(plan: InitPlan, pipe: int, system: System) -> None:
         executable = find_executable(proc.args[0], env)
         if not os.path.isdir(proc.cwd):
             os.makedirs(proc.cwd, 0o755)  # runc creates a missing cwd too
+        # With a listener the agent gets the notify fd during create (config-linux.md "The
+        # Container Process State" is sent with status "creating"): the filter cannot wait.
+        listening = plan.seccomp is not None and plan.seccomp.listener is not None
         if plan.seccomp is not None and not proc.no_new_privileges:
             # Without no_new_privs, seccomp(2) needs CAP_SYS_ADMIN: load while we have it.
-            plan.seccomp.load()
+            _load_seccomp(plan, pipe)
         apply_identity(proc)
+        if listening and proc.no_new_privileges:
+            _load_seccomp(plan, pipe)
+        # CVE-2019-5736: a process exec'd into the created container must not follow
+        # /proc/1/exe to the host's interpreter (nor /proc/1/fd): non-dumpable until execve,
+        # which makes it dumpable again (prctl(2) PR_SET_DUMPABLE).
+        prctl(PR_SET_DUMPABLE, 0)
         protocol.send(pipe, protocol.READY)
         os.close(pipe)
     except BaseException as exc:
@@ -232,8 +280,12 @@ def container_init(plan: InitPlan, pipe: int, system: System) -> None:
         os._exit(1)
     fifo = -1
     try:
-        # Blocks until `start` opens the fifo for reading (fifo(7)).
-        fifo = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
+        # Blocks until `start` opens the fifo for reading (fifo(7)). Reopened through the
+        # container's procfs when there is one (proc(5): /proc/self/fd/N of an O_PATH fd).
+        if _fifo_through_proc(plan):
+            fifo = os.open(f"/proc/self/fd/{state_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        else:
+            fifo = os.open(FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_fd)
         os.write(fifo, b"0")
         os.close(state_fd)
         if slave >= 0:
@@ -243,7 +295,7 @@ def container_init(plan: InitPlan, pipe: int, system: System) -> None:
             run_all(plan.start_container_hooks,
                     state_json(plan.hook_state, "created", os.getpid()))  # fmt: skip
         reset_for_exec()
-        if plan.seccomp is not None and proc.no_new_privileges:
+        if plan.seccomp is not None and proc.no_new_privileges and not listening:
             # As late as can be: from here on the filter binds the init too, and only execve
             # (and a write of the error, if it fails) follows.
             plan.seccomp.load()

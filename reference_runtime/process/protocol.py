@@ -14,6 +14,11 @@
                                                               pivot_root, masked/readonly paths,
                                                               sysctl, rlimits, user,
                                                               capabilities, no_new_privs
+        (only with an SCMP_ACT_NOTIFY rule: the filter is loaded now, its notify fd goes
+         over a socket pair:)
+          ◄─────────────────────────────────── "seccomp" ──── sent the fd
+    send state + fd to the
+    agent at listenerPath
           ◄─────────────────────────────────── "ready" ────── close the pipe
     write state, pid file;                                    open exec.fifo for writing
     exit 0                                                    (blocks until `start`), execve
@@ -34,6 +39,7 @@ PID = "pid"
 MOUNTED = "mounted"
 USERNS = "userns"
 READY = "ready"
+SECCOMP = "seccomp"  # the notify fd is in the socket pair (linux/seccomp.py)
 ERROR = "error"
 
 

@@ -25,6 +25,10 @@ FLAGS: dict[str, tuple[bool, int]] = {
     "lazytime": (False, c.MS_LAZYTIME), "nolazytime": (True, c.MS_LAZYTIME),
     "nosymfollow": (False, c.MS_NOSYMFOLLOW), "symfollow": (True, c.MS_NOSYMFOLLOW),
     "silent": (False, c.MS_SILENT), "loud": (True, c.MS_SILENT),
+    "iversion": (False, c.MS_I_VERSION), "noiversion": (True, c.MS_I_VERSION),
+    # mount(8): "defaults" stands for rw, suid, dev, exec, async: what a new mount has anyway,
+    # so it changes nothing (nor does it undo an earlier option, as in mount(8)).
+    "defaults": (False, 0),
 }  # fmt: skip
 
 PROPAGATION: dict[str, int] = {

@@ -118,14 +118,18 @@ class MountStep(Step):
                 _makedirs(system, self.root, os.path.dirname(dest))
                 if system.lstat_kind(dest) is None:
                     system.touch(dest)
-            flags = c.MS_BIND | (c.MS_REC if self.opts.recursive else 0)
-            target, fd = system.pin(self.root, dest)
-            try:
-                system.mount(self.source, target, None, flags, None)
-            finally:
-                system.unpin(fd)
+            remount = bool(self.opts.flags & c.MS_REMOUNT)
+            if not remount:
+                # With "remount" the entry changes the bind already at the destination
+                # (mount(2) MS_REMOUNT): nothing new is bound on top of it.
+                flags = c.MS_BIND | (c.MS_REC if self.opts.recursive else 0)
+                target, fd = system.pin(self.root, dest)
+                try:
+                    system.mount(self.source, target, None, flags, None)
+                finally:
+                    system.unpin(fd)
             extra = self.opts.flags & REMOUNT_FLAGS
-            if extra:
+            if extra or remount:
                 if self.userns:
                     # mount_namespaces(7): in a user namespace the source's nosuid, nodev and
                     # noexec are locked; a remount that drops them is refused with EPERM.
@@ -215,9 +219,17 @@ class MakeDevice(Step):
     def execute(self, system: System) -> None:
         dest = resolve_in_root(self.root, self.path, system.readlink)
         _makedirs(system, self.root, os.path.dirname(dest))
-        if system.lstat_kind(dest) is not None:
-            return  # tolerated: the image (or an earlier mount) already has it
         kind = {"c": S_IFCHR, "u": S_IFCHR, "b": S_IFBLK, "p": S_IFIFO}[self.kind]
+        found = system.node(dest)
+        if found is not None:
+            # config-linux.md "Devices": a file already at the path that is not the requested
+            # device is an error; the very device (shipped by the image, or bound by an earlier
+            # mount) is left as it is: it may be the host's node, never ours to chmod.
+            numbers = (0, 0) if kind == S_IFIFO else (self.major, self.minor)
+            if found[0] != kind or (kind != S_IFIFO and found[1:] != numbers):
+                raise SpecError(f"device {self.path}: a file that is not the {self.kind} "
+                                f"{self.major}:{self.minor} device is already there")  # fmt: skip
+            return
         system.mknod(dest, kind | self.mode, self.major, self.minor)
         system.chmod(dest, self.mode)  # mknod(2) applies the umask; the spec's mode is exact
         if self.uid or self.gid:
@@ -253,7 +265,10 @@ class Symlink(Step):
         return f"symlink {self.link} -> {self.target}"
 
     def execute(self, system: System) -> None:
-        dest = resolve_in_root(self.root, self.link, system.readlink)
+        # The link's own name is not followed: one left by an earlier, failed create in the
+        # same rootfs (or shipped by the image) points into /proc, which is not mounted here.
+        parent, name = os.path.split(self.link)
+        dest = resolve_in_root(self.root, parent, system.readlink) + "/" + name
         system.symlink(self.target, dest)
 
 
@@ -268,12 +283,20 @@ class PivotRoot(Step):
         return f"pivot_root into {self.root}"
 
     def execute(self, system: System) -> None:
-        system.chdir(self.root)
-        system.pivot_root(".", ".")
-        # The old root may be shared with the host's mounts: make it a slave first so the
-        # detach below does not propagate back (pivot_root(2) NOTES).
-        system.mount(None, ".", None, c.MS_SLAVE | c.MS_REC, None)
-        system.umount(".", c.MNT_DETACH)
+        old_root = system.open_dir("/")
+        try:
+            system.chdir(self.root)
+            system.pivot_root(".", ".")
+            # The old root may be shared with the host's mounts: make it a slave first so the
+            # detach below does not propagate back (pivot_root(2) NOTES). From inside the old
+            # root (stacked on the new one), as runc does: "." at the new root's directory
+            # names the new root for mount(2), and MS_REC would then reach the container's
+            # own mounts (a "shared" mount option would be lost).
+            system.fchdir(old_root)
+            system.mount(None, ".", None, c.MS_SLAVE | c.MS_REC, None)
+            system.umount(".", c.MNT_DETACH)
+        finally:
+            system.close(old_root)
         system.chdir("/")
 
 
@@ -288,7 +311,7 @@ class Sysctl(Step):
         return f"sysctl {self.key} = {self.value}"
 
     def execute(self, system: System) -> None:
-        system.write("/proc/sys/" + self.key.replace(".", "/"), self.value)
+        system.write_procfs("/proc/sys/" + self.key.replace(".", "/"), self.value)
 
 
 class MoveRoot(PivotRoot):

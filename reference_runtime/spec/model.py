@@ -38,10 +38,12 @@ class Process:
         "additional_gids",
         "args",
         "capabilities",
+        "console_size",
         "cwd",
         "env",
         "gid",
         "io_priority",
+        "memory_policy",
         "no_new_privileges",
         "oom_score_adj",
         "personality",
@@ -50,10 +52,12 @@ class Process:
         "terminal",
         "uid",
         "umask",
+        "warnings",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.terminal = False
+        self.console_size: tuple[int, int] | None = None  # (rows, columns), with a terminal
         self.args: list[str] = []
         self.env: list[str] = []
         self.cwd = "/"
@@ -70,6 +74,9 @@ class Process:
         self.scheduler: tuple[int, int, int, int, int, int, int] | None = None
         self.io_priority: int | None = None  # the ioprio_set(2) value
         self.personality: int | None = None  # linux.personality, applied to every process
+        # linux.memoryPolicy as set_mempolicy(2) arguments: mode | flags, nodemask
+        self.memory_policy: tuple[int, int] | None = None
+        self.warnings: list[str] = []  # what validation tolerated, for the user to read
 
 
 class Namespace:
@@ -108,6 +115,7 @@ class Config:
         "masked_paths",
         "mounts",
         "namespaces",
+        "net_devices",
         "oci_version",
         "process",
         "raw",
@@ -141,6 +149,8 @@ class Config:
         self.annotations: dict[str, str] = {}
         self.sysctl: dict[str, str] = {}
         self.devices: list[Device] = []
+        # linux.netDevices as (name in the runtime's network namespace, name in the container's)
+        self.net_devices: list[tuple[str, str]] = []
         self.time_offsets: dict[str, dict[str, int]] = {}
         self.uid_mappings: list[tuple[int, int, int]] = []  # (containerID, hostID, size)
         self.gid_mappings: list[tuple[int, int, int]] = []

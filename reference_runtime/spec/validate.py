@@ -14,6 +14,9 @@ from reference_runtime.linux.capabilities import CAPABILITIES, SETS
 from reference_runtime.linux.constants import (
     IOPRIO_CLASS_SHIFT,
     IOPRIO_CLASSES,
+    MPOL_FLAGS,
+    MPOL_MAX_NODES,
+    MPOL_MODES,
     NAMESPACES,
     PERSONALITIES,
     SCHED_FLAGS,
@@ -101,6 +104,14 @@ def oci_version(value: Any) -> str:
 def parse_process(raw: dict[str, Any]) -> Process:
     p = Process()
     p.terminal = _bool(raw.get("terminal", False), "process.terminal")
+    if raw.get("consoleSize") is not None:
+        size = _obj(raw["consoleSize"], "process.consoleSize")
+        # struct winsize holds unsigned shorts (TIOCSWINSZ, ioctl_tty(2)): a larger size cannot
+        # be applied, which create must report (runtime.md). Ignored without a terminal.
+        p.console_size = (
+            _int(size.get("height"), "process.consoleSize.height", 0, 0xFFFF),
+            _int(size.get("width"), "process.consoleSize.width", 0, 0xFFFF),
+        )
     if "args" not in raw:
         raise SpecError("process.args is required")
     p.args = _strs(raw["args"], "process.args")
@@ -124,8 +135,11 @@ def parse_process(raw: dict[str, Any]) -> Process:
         listed = _strs(names, f"process.capabilities.{name}")
         for cap in listed:
             if cap not in CAPABILITIES:
-                raise SpecError(f"process.capabilities.{name}: unknown capability {cap}")
-        p.capabilities[name] = listed
+                # config.md "Linux Process": a name that maps to no kernel capability is
+                # logged as a warning, and the operation goes on (runtime.md "Warnings").
+                p.warnings.append(f"process.capabilities.{name}: unknown capability {cap}, "
+                                  "ignored")  # fmt: skip
+        p.capabilities[name] = [cap for cap in listed if cap in CAPABILITIES]
     p.no_new_privileges = _bool(raw.get("noNewPrivileges", False), "process.noNewPrivileges")
     seen: set[str] = set()
     rlimits = raw.get("rlimits", [])
@@ -182,13 +196,23 @@ def _mount(raw: Any, index: int) -> Mount:
     m = _obj(raw, f"mounts[{index}]")
     if "destination" not in m:
         raise SpecError(f"mounts[{index}].destination is required")
-    dest = _abs_path(m["destination"], f"mounts[{index}].destination")
+    dest = _str(m["destination"], f"mounts[{index}].destination")
+    if not dest:
+        raise SpecError(f"mounts[{index}].destination must not be empty")
+    # config.md "Mounts": a relative destination (deprecated) is relative to the container's /.
+    dest = "/" + dest.lstrip("/")
     kind = _str(m.get("type", ""), f"mounts[{index}].type")
     source = _str(m.get("source", ""), f"mounts[{index}].source")
     options = _strs(m.get("options", []), f"mounts[{index}].options")
     for field in ("uidMappings", "gidMappings"):
         if m.get(field):
             raise SpecError(f"mounts[{index}].{field}: idmapped mounts are not supported yet")
+    for option in ("idmap", "ridmap"):
+        # Not filesystem data (config.md: never passed to mount(2)); a bind would silently
+        # ignore it and show the files unmapped, so it is refused until implemented.
+        if option in options:
+            raise SpecError(f"mounts[{index}].options: {option}: idmapped mounts are not "
+                            "supported yet")  # fmt: skip
     return Mount(os.path.normpath(dest), kind, source, options)
 
 
@@ -281,6 +305,41 @@ def _devices(raw: Any) -> list[Device]:
         uid = _int(d.get("uid", 0), f"linux.devices {path} uid", 0)
         gid = _int(d.get("gid", 0), f"linux.devices {path} gid", 0)
         out.append(Device(path, kind, major, minor, mode, uid, gid))
+    return out
+
+
+def _ifname(value: Any, what: str, *, template: bool = False) -> str:
+    """A network device name as the kernel takes it (dev_valid_name in net/core/dev.c: 1 to 15
+    bytes, not "." or "..", no "/", ":" or white space); a template has one "%d"."""
+    name = _str(value, what)
+    if (
+        not 0 < len(name.encode()) < 16
+        or name in (".", "..")
+        or any(ch in name for ch in "/: \t\n\r\v\f")
+        or name.count("%") > (1 if template else 0)
+        or ("%" in name and "%d" not in name)
+    ):
+        raise SpecError(f"{what} {name!r} is not a network device name")
+    return name
+
+
+def _net_devices(raw: Any, kinds: set[str]) -> list[tuple[str, str]]:
+    """config-linux.md "Network Devices": runtime-namespace name -> optional new name."""
+    devices = _obj(raw, "linux.netDevices")
+    if devices and "network" not in kinds:
+        # Without a network namespace of its own the devices would stay where they are.
+        raise SpecError("linux.netDevices: needs a network namespace in linux.namespaces")
+    out = []
+    for key, entry in devices.items():
+        host = _ifname(key, "linux.netDevices: the key")
+        fields = _obj(entry, f"linux.netDevices[{host!r}]")
+        name = host
+        if fields.get("name") is not None:
+            name = _ifname(fields["name"], f"linux.netDevices[{host!r}].name", template=True)
+        out.append((host, name))
+    fixed = [name for _, name in out if "%" not in name]
+    if len(fixed) != len(set(fixed)):
+        raise SpecError("linux.netDevices: two devices are given the same name")
     return out
 
 
@@ -403,9 +462,14 @@ def validate(
     if linux.get("seccomp") is not None:
         _seccomp(_obj(linux["seccomp"], "linux.seccomp"))
         cfg.seccomp = linux["seccomp"]
-    for field in ("intelRdt", "memoryPolicy", "netDevices"):
-        if linux.get(field):
-            raise SpecError(f"linux.{field}: not supported by this runtime yet")
+    cfg.net_devices = _net_devices(linux.get("netDevices") or {}, kinds)
+    if linux.get("intelRdt"):
+        # No resctrl support: config-linux.md IntelRdt wants an error then anyway.
+        raise SpecError("linux.intelRdt: Intel RDT is not supported by this runtime")
+    if linux.get("memoryPolicy") is not None:
+        policy = _memory_policy(_obj(linux["memoryPolicy"], "linux.memoryPolicy"))
+        if cfg.process is not None:
+            cfg.process.memory_policy = policy
     cfg.uid_mappings = _mappings(linux.get("uidMappings", []), "linux.uidMappings")
     cfg.gid_mappings = _mappings(linux.get("gidMappings", []), "linux.gidMappings")
     user = cfg.namespace("user")
@@ -417,3 +481,47 @@ def validate(
     if linux.get("mountLabel"):
         raise SpecError("linux.mountLabel: SELinux is not supported by this runtime")
     return cfg
+
+
+# set_mempolicy(2): these modes take no nodes, these need some; MPOL_PREFERRED without nodes
+# means local allocation.
+_MPOL_NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
+_MPOL_NEEDS_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                     "MPOL_PREFERRED_MANY")  # fmt: skip
+
+
+def _nodes(text: str) -> int:
+    """A node list ("0-3,7", as in cpuset(7)) as a mask."""
+    mask = 0
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise SpecError(f"linux.memoryPolicy.nodes: {text!r} is not a node list")
+        first, last = int(low), int(high or low)
+        if first > last or last >= MPOL_MAX_NODES:
+            raise SpecError(f"linux.memoryPolicy.nodes: {text!r} is out of range")
+        for node in range(first, last + 1):
+            mask |= 1 << node
+    return mask
+
+
+def _memory_policy(raw: dict[str, Any]) -> tuple[int, int]:
+    """config-linux.md "Memory policy" → (mode | flags, nodemask) for set_mempolicy(2)."""
+    mode = _str(raw.get("mode", ""), "linux.memoryPolicy.mode")
+    if mode not in MPOL_MODES:
+        raise SpecError(f"linux.memoryPolicy.mode: unknown mode {mode!r}")
+    nodes = _nodes(raw["nodes"]) if raw.get("nodes") else 0
+    if mode in _MPOL_NO_NODES and nodes:
+        raise SpecError(f"linux.memoryPolicy: {mode} takes no nodes")
+    if mode in _MPOL_NEEDS_NODES and not nodes:
+        raise SpecError(f"linux.memoryPolicy: {mode} needs nodes")
+    flags = 0
+    for flag in _strs(raw.get("flags", []) or [], "linux.memoryPolicy.flags"):
+        if flag not in MPOL_FLAGS:
+            raise SpecError(f"linux.memoryPolicy.flags: unknown flag {flag!r}")
+        flags |= MPOL_FLAGS[flag]
+    both = MPOL_FLAGS["MPOL_F_STATIC_NODES"] | MPOL_FLAGS["MPOL_F_RELATIVE_NODES"]
+    if flags & both == both:
+        raise SpecError("linux.memoryPolicy.flags: MPOL_F_STATIC_NODES and "
+                        "MPOL_F_RELATIVE_NODES exclude each other")  # fmt: skip
+    return MPOL_MODES[mode] | flags, nodes

@@ -62,6 +62,9 @@ class Call:
         return ""
 
     def real(self, args: list[str] | None = None, **kw: object) -> int:
+        # close_fds=False: the real runtime gets every descriptor the wrapper was started with,
+        # as it would without the wrapper (--preserve-fds, and the leaks the suite plants).
+        kw.setdefault("close_fds", False)
         return subprocess.call([REAL, *(self.args if args is None else args)], **kw)  # type: ignore[arg-type]
 
     def real_verb(self, verb: str, *rest: str) -> int:

@@ -11,8 +11,8 @@ import pytest
 class RecordingSystem:
     """Stands in for reference_runtime.linux.system.System: records calls, touches nothing.
 
-    ``files`` maps paths to "dir", "file" or ("link", target), so path resolution and
-    existence checks can be exercised without a real tree.
+    ``files`` maps paths to "dir", "file", ("link", target) or ("dev", type bits, major,
+    minor), so path resolution and existence checks can be exercised without a real tree.
     """
 
     def __init__(self, files: dict[str, Any] | None = None) -> None:
@@ -37,6 +37,16 @@ class RecordingSystem:
 
     def chdir(self, path: str) -> None:
         self.calls.append(("chdir", path))
+
+    def open_dir(self, path: str) -> int:
+        self.calls.append(("open_dir", path))
+        return 100
+
+    def fchdir(self, fd: int) -> None:
+        self.calls.append(("fchdir", fd))
+
+    def close(self, fd: int) -> None:
+        self.calls.append(("close", fd))
 
     def chroot(self, path: str) -> None:
         self.calls.append(("chroot", path))
@@ -65,6 +75,9 @@ class RecordingSystem:
     def write(self, path: str, text: str) -> None:
         self.calls.append(("write", path, text))
 
+    def write_procfs(self, path: str, text: str) -> None:
+        self.calls.append(("write_procfs", path, text))
+
     def statvfs_flags(self, path: str) -> int:
         return 0
 
@@ -74,9 +87,18 @@ class RecordingSystem:
     def stat_kind(self, path: str) -> str | None:
         return self._kind(path)
 
+    def node(self, path: str) -> tuple[int, int, int] | None:
+        """A recorded "dev" entry is ("dev", type bits, major, minor); other kinds are none."""
+        entry = self.files.get(os.path.normpath(path))
+        if entry is None:
+            return None
+        if isinstance(entry, tuple):
+            return (entry[1], entry[2], entry[3]) if entry[0] == "dev" else (0o120000, 0, 0)
+        return (0o040000 if entry == "dir" else 0o100000), 0, 0
+
     def readlink(self, path: str) -> str | None:
         entry = self.files.get(os.path.normpath(path))
-        return entry[1] if isinstance(entry, tuple) else None
+        return entry[1] if isinstance(entry, tuple) and entry[0] == "link" else None
 
     def mount_setattr(self, path: str, attr_set: int, attr_clr: int) -> None:
         self.calls.append(("mount_setattr", path, attr_set, attr_clr))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ from reference_runtime.cgroups.manager import (
     manager_for,
     parse_mountinfo,
 )
-from reference_runtime.cgroups.mapping import Write, shares_to_weight, v1_writes, v2_writes
+from reference_runtime.cgroups.mapping import (
+    Write,
+    device_program,
+    shares_to_weight,
+    v1_writes,
+    v2_writes,
+)
 from reference_runtime.errors import SpecError
 
 RESOURCES: dict[str, Any] = {
@@ -169,7 +176,12 @@ def test_v1_manager_undoes_itself_when_a_limit_cannot_be_written(
     import reference_runtime.cgroups.manager as m
 
     real = m.remove_dirs
-    monkeypatch.setattr(m, "remove_dirs", lambda dirs: (_empty(dirs), real(dirs)))
+
+    def emptied_then_removed(dirs: list[str]) -> None:
+        _empty(dirs)
+        real(dirs)
+
+    monkeypatch.setattr(m, "remove_dirs", emptied_then_removed)
     manager = V1Manager(_v1_tree(tmp_path), "/ctr")
     with pytest.raises(SpecError, match="blkio controller is not mounted"):
         manager.create({"blockIO": {"weight": 10}})
@@ -194,3 +206,133 @@ def test_v2_manager_refuses_a_controller_the_host_lacks(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not available here: memory"):
         manager.create({"memory": {"limit": 1024}})
     assert not (tmp_path / "ctr").exists()
+
+
+def test_cpu_burst_follows_the_quota_and_idle_is_written() -> None:
+    cpu = {"cpu": {"quota": 30000, "burst": 20000, "period": 200000, "idle": 1}}
+    assert v1_writes(cpu) == [
+        Write("cpu", "cpu.cfs_period_us", "200000"),
+        Write("cpu", "cpu.cfs_quota_us", "30000"),
+        Write("cpu", "cpu.cfs_burst_us", "20000"),
+        Write("cpu", "cpu.idle", "1"),
+    ]
+    assert v2_writes(cpu) == [
+        Write("cpu", "cpu.max", "30000 200000"),
+        Write("cpu", "cpu.max.burst", "20000"),
+        Write("cpu", "cpu.idle", "1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"cpu": {"realtimeRuntime": 5000}},
+        {"memory": {"swappiness": 10}},
+        {"memory": {"kernel": 1 << 20}},
+        {"memory": {"disableOOMKiller": True}},
+        {"blockIO": {"leafWeight": 10}},
+    ],
+    ids=["realtime", "swappiness", "kernel", "oom-killer", "leaf-weight"],
+)
+def test_v1_settings_without_a_v2_equivalent_are_refused_on_v2(resources: dict[str, Any]) -> None:
+    with pytest.raises(SpecError, match="no cgroup v2 equivalent"):
+        v2_writes(resources)
+
+
+def test_v2_device_rules_make_a_program_not_files() -> None:
+    allow = {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"}
+    resources = {"devices": [{"allow": False, "access": "rwm"}, allow]}
+    assert v2_writes(resources) == []
+    code = device_program(resources)
+    assert code is not None and len(code) % 8 == 0
+    assert device_program({}) is None and device_program({"devices": []}) is None
+
+
+def test_a_bad_device_rule_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    manager = V2Manager(Hierarchies({}, str(tmp_path)), "/ctr")
+    with pytest.raises(SpecError, match=r"devices\[0\]\.access 'x'"):
+        manager.create({"devices": [{"allow": True, "type": "c", "access": "x"}]})
+    assert not (tmp_path / "ctr").exists()
+
+
+def test_a_weight_goes_to_the_bfq_file_where_cfq_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reference_runtime.cgroups.manager as m
+
+    (tmp_path / "blkio").mkdir()
+    manager = V1Manager(Hierarchies({"blkio": str(tmp_path / "blkio")}, None), "/ctr")
+    real_makedirs = m._makedirs
+
+    def makedirs(path: str, made: list[str], hook: Any = None) -> None:
+        real_makedirs(path, made, hook)
+        Path(path, "blkio.bfq.weight").write_text("100")  # what the kernel offers under BFQ
+
+    monkeypatch.setattr(m, "_makedirs", makedirs)
+    manager.create({"blockIO": {"weight": 321}})
+    assert (tmp_path / "blkio/ctr/blkio.bfq.weight").read_text() == "321"
+    assert not (tmp_path / "blkio/ctr/blkio.weight").exists()
+
+
+def test_v2_core_files_need_no_controller(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("pids\n")
+    manager = V2Manager(Hierarchies({}, str(tmp_path)), "/ctr")
+    manager.create({"unified": {"cgroup.max.depth": "3"}})
+    assert (tmp_path / "ctr/cgroup.max.depth").read_text() == "3"
+    assert not (tmp_path / "cgroup.subtree_control").exists()
+
+
+class _Cfg:
+    """The fields delegation_owner reads, as spec/model.py's Config holds them."""
+
+    def __init__(self, kinds: list[str], mounts: list[Any], uid: int = 0) -> None:
+        from reference_runtime.spec.model import Namespace, Process
+
+        self.namespaces = [Namespace(kind, None) for kind in kinds]
+        self.mounts = mounts
+        self.process = Process()
+        self.process.uid = uid
+        self.process.gid = 0
+        self.uid_mappings = [(0, 100000, 65536)]
+        self.gid_mappings = [(0, 200000, 65536)]
+
+
+def _cgroup_mount(*options: str) -> Any:
+    from reference_runtime.spec.model import Mount
+
+    return Mount("/sys/fs/cgroup", "cgroup", "cgroup", list(options))
+
+
+def test_the_cgroup_is_delegated_only_with_userns_cgroupns_and_a_rw_mount() -> None:
+    from reference_runtime.cgroups.manager import delegation_owner
+
+    rw = [_cgroup_mount("nosuid", "rw")]
+    assert delegation_owner(_Cfg(["user", "cgroup", "mount"], rw, uid=5)) == (100005, 200000)
+    assert delegation_owner(_Cfg(["user", "mount"], rw)) is None  # no cgroup namespace
+    assert delegation_owner(_Cfg(["cgroup", "mount"], rw)) is None  # no user namespace
+    ro = [_cgroup_mount("nosuid", "ro")]
+    assert delegation_owner(_Cfg(["user", "cgroup", "mount"], ro)) is None
+    assert delegation_owner(_Cfg(["user", "cgroup", "mount"], [])) is None
+
+
+def test_delegated_files_are_chowned_and_missing_ones_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reference_runtime.cgroups.manager as m
+
+    (tmp_path / "cgroup.procs").write_text("")
+    chowned: list[str] = []
+    monkeypatch.setattr(os, "chown", lambda p, uid, gid: (
+        chowned.append(p) if os.path.exists(p) else (_ for _ in ()).throw(FileNotFoundError(p))
+    ))  # fmt: skip
+    m.chown_delegated(str(tmp_path), (100000, 100000), ["cgroup.procs", "memory.oom.group"])
+    assert chowned == [str(tmp_path), str(tmp_path / "cgroup.procs")]
+
+
+def test_without_the_delegate_list_the_three_core_files_are_delegated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import reference_runtime.cgroups.manager as m
+
+    monkeypatch.setattr(m, "DELEGATE_LIST", str(tmp_path / "absent"))
+    assert m.delegated_files() == ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"]

@@ -20,8 +20,7 @@ def test_the_launcher_runs_the_runtime_without_site(tmp_path: Path) -> None:
     # -S: no site-packages on the path, so nothing but the standard library can leak in.
     probe = dest.read_text().replace(
         "from reference_runtime.cli import main\nsys.exit(main())",
-        "print(sys.flags.no_site, sys.flags.isolated, "
-        "any('site-packages' in p for p in sys.path))",
+        "print(sys.flags.no_site, sys.flags.isolated, any('site-packages' in p for p in sys.path))",
     )
     (tmp_path / "probe").write_text(probe)
     (tmp_path / "probe").chmod(0o755)

@@ -98,6 +98,9 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     store.reserve("c1")
     big = {"pid": 1, "pad": "x" * 200_000}
+    # A state exists before the writers start, so every load below has one to read (reserve
+    # alone makes only the directory).
+    store.save("c1", big)
     children = []
     for n in range(4):
         pid = os.fork()

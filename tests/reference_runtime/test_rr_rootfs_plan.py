@@ -141,10 +141,13 @@ def test_readonly_paths_are_bound_onto_themselves_and_remounted_ro(
 def test_pivot_root_detaches_the_old_root(recording_system: Any) -> None:
     PivotRoot("/b/rootfs").execute(recording_system)
     assert recording_system.calls == [
+        ("open_dir", "/"),
         ("chdir", "/b/rootfs"),
         ("pivot_root", ".", "."),
+        ("fchdir", 100),
         ("mount", None, ".", None, c.MS_SLAVE | c.MS_REC, None),
         ("umount", ".", c.MNT_DETACH),
+        ("close", 100),
         ("chdir", "/"),
     ]
 
@@ -266,7 +269,9 @@ def test_sysctl_is_written_after_pivot_and_before_readonly_paths(
     steps = plan_rootfs(load(raw, bundle), {}, cgroup2=False)
     kinds = [type(s) for s in steps]
     assert kinds.index(PivotRoot) < kinds.index(Sysctl) < kinds.index(ReadonlyPath)
-    recorder = type("R", (), {"calls": [], "write": lambda self, p, v: self.calls.append((p, v))})()
+    recorder = type(
+        "R", (), {"calls": [], "write_procfs": lambda self, p, v: self.calls.append((p, v))}
+    )()
     steps[kinds.index(Sysctl)].execute(recorder)
     assert recorder.calls == [("/proc/sys/net/ipv4/ip_forward", "1")]
 
@@ -325,3 +330,54 @@ def test_a_recursive_read_only_bind_applies_to_the_whole_tree(
     step.execute(recording_system)
     target = os.path.join(bundle, "rootfs") + "/srv/tree"
     assert recording_system.calls[-1] == ("mount_setattr", target, c.MOUNT_ATTR_RDONLY, 0)
+
+
+def test_a_device_over_a_file_that_is_not_it_is_an_error(recording_system: Any) -> None:
+    # config-linux.md "Devices": a file at the path that does not match the device.
+    recording_system.files.update({"/r": "dir", "/r/dev": "dir", "/r/dev/x": "file"})
+    step = MakeDevice("/r", "/dev/x", "c", 10, 229, 0o640, 0, 0)
+    with pytest.raises(SpecError, match="not the c 10:229 device"):
+        step.execute(recording_system)
+    recording_system.files["/r/dev/x"] = ("dev", 0o020000, 10, 228)  # a char device, wrong minor
+    with pytest.raises(SpecError):
+        step.execute(recording_system)
+    assert not [call for call in recording_system.calls if call[0] in ("mknod", "chmod")]
+
+
+def test_the_very_device_already_there_is_left_alone(recording_system: Any) -> None:
+    recording_system.files.update({"/r": "dir", "/r/dev": "dir"})
+    recording_system.files["/r/dev/x"] = ("dev", 0o020000, 10, 229)
+    MakeDevice("/r", "/dev/x", "c", 10, 229, 0o640, 0, 0).execute(recording_system)
+    assert recording_system.calls == []
+
+
+def test_a_dev_symlink_left_in_the_rootfs_is_not_followed(recording_system: Any) -> None:
+    # An earlier failed create left /dev/stdout -> /proc/self/fd/1 in a rootfs without /proc.
+    recording_system.files.update({"/r": "dir", "/r/dev": "dir"})
+    recording_system.files["/r/dev/stdout"] = ("link", "/proc/self/fd/1")
+    Symlink("/r", "/proc/self/fd/1", "/dev/stdout").execute(recording_system)
+    assert recording_system.calls == [("symlink", "/proc/self/fd/1", "/r/dev/stdout")]
+
+
+def test_a_bind_with_remount_changes_the_mount_already_there(
+    recording_system: Any, bundle: str
+) -> None:
+    # config.md "remount": the entry remounts what is at the destination; it binds nothing.
+    from reference_runtime.spec.model import Mount
+
+    root = os.path.join(bundle, "rootfs")
+    recording_system.files.update({"/host/src": "dir", root: "dir", root + "/srv": "dir",
+                                   root + "/srv/re": "dir"})  # fmt: skip
+    mount = Mount("/srv/re", "bind", "/host/src", ["bind", "remount", "ro"])
+    MountStep(root, mount, parse_options(mount.options, mount.type), "/host/src").execute(
+        recording_system
+    )
+    assert recording_system.mounts() == [
+        ("mount", None, root + "/srv/re", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY, None)
+    ]
+
+
+def test_defaults_and_iversion_are_flags_not_filesystem_data() -> None:
+    opts = parse_options(["defaults", "iversion", "noiversion", "silent", "size=1m"], "tmpfs")
+    assert opts.data == ["size=1m"]
+    assert opts.flags == c.MS_SILENT

@@ -56,13 +56,13 @@ BAD: list[tuple[str, Any, str]] = [
     ("process.args", [], "name the program"),
     ("process.args", "sh", "must be an array"),
     ("process.cwd", "relative", "absolute path"),
-    ("process.capabilities.bounding", ["CAP_NOPE"], "unknown capability CAP_NOPE"),
     ("process.capabilities.wrong", [], "not a capability set"),
     ("process.rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}], "unknown rlimit"),
     ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 1}] * 2, "listed twice"),
     ("process.user.uid", -1, "out of range"),
     ("process.terminal", "yes", "must be a boolean"),
-    ("mounts.0.destination", "proc", "absolute path"),
+    ("mounts.0.destination", "", "must not be empty"),
+    ("mounts.0.options", ["bind", "idmap"], "idmapped mounts are not supported"),
     ("mounts.0", {"type": "tmpfs"}, "destination is required"),
     ("linux.namespaces", [{"type": "mount"}, {"type": "mount"}], "listed twice"),
     ("linux.namespaces", [{"type": "mount"}, {"type": "bogus"}], "unknown namespace type"),
@@ -85,7 +85,7 @@ BAD: list[tuple[str, Any, str]] = [
         {"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 6, "value": 0,
                                                                   "op": "SCMP_CMP_EQ"}]}]},
      "out of range"),
-    ("linux.netDevices", {"eth0": {}}, "not supported"),
+    ("linux.netDevices", {"eth0": {"name": "a b"}}, "not a network device name"),
     ("hooks", {"prestart": [{"path": "bin/true"}]}, "absolute path"),
     ("hooks", {"poststart": [{"path": "/nonexistent/hook"}]}, "not an executable file"),
     ("hooks", {"prestart": [{"path": "/bin/true", "timeout": 0}]}, "out of range"),
@@ -184,3 +184,62 @@ def test_any_corrupted_config_gives_a_spec_error_or_a_config(
         check(copy.deepcopy(config), bundle)
     except SpecError as exc:
         assert "\n" not in str(exc)
+
+
+def test_an_unknown_capability_is_a_warning_and_left_out(make_config: Any, bundle: str) -> None:
+    raw = make_config()
+    raw["process"]["capabilities"]["bounding"] = ["CAP_KILL", "CAP_NOPE"]
+    cfg = check(raw, bundle)
+    assert cfg.process.capabilities["bounding"] == ["CAP_KILL"]
+    assert cfg.process.warnings == [
+        "process.capabilities.bounding: unknown capability CAP_NOPE, ignored"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("net_devices", "reason"),
+    [
+        ({"eth0": {"name": "a/b"}}, "not a network device name"),
+        ({"eth0": {"name": "x" * 16}}, "not a network device name"),
+        ({"eth0": {"name": "e%d%d"}}, "not a network device name"),
+        ({"eth0": {"name": "c0"}, "eth1": {"name": "c0"}}, "the same name"),
+        ({"eth0": "c0"}, "must be an object"),
+    ],
+)
+def test_bad_net_devices_are_refused(
+    make_config: Any, bundle: str, net_devices: Any, reason: str
+) -> None:
+    raw = make_config()
+    raw["linux"]["netDevices"] = net_devices
+    with pytest.raises(SpecError, match=reason):
+        check(raw, bundle)
+
+
+def test_net_devices_are_runtime_and_container_names(make_config: Any, bundle: str) -> None:
+    raw = make_config()
+    raw["linux"]["netDevices"] = {"eth0": {"name": "ctr%d"}, "ens4": {}}
+    assert check(raw, bundle).net_devices == [("eth0", "ctr%d"), ("ens4", "ens4")]
+    del raw["linux"]["namespaces"][[n["type"] for n in raw["linux"]["namespaces"]].index(
+        "network")]  # fmt: skip
+    with pytest.raises(SpecError, match="needs a network namespace"):
+        check(raw, bundle)
+
+
+def test_a_relative_mount_destination_is_relative_to_the_root(
+    make_config: Any, bundle: str
+) -> None:
+    # config.md "Mounts": a relative destination (deprecated) is taken relative to "/".
+    raw = make_config()
+    raw["mounts"][0]["destination"] = "srv/rel/../data"
+    assert check(raw, bundle).mounts[0].destination == "/srv/data"
+
+
+def test_console_size_is_rows_and_columns_within_a_winsize(make_config: Any, bundle: str) -> None:
+    config = make_config()
+    config["process"]["consoleSize"] = {"height": 37, "width": 123}
+    assert check(config, bundle).process.console_size == (37, 123)
+    assert check(make_config(), bundle).process.console_size is None
+    # struct winsize holds unsigned shorts: a larger size cannot be applied (TIOCSWINSZ).
+    config["process"]["consoleSize"] = {"height": 70000, "width": 80}
+    with pytest.raises(SpecError, match=r"consoleSize\.height"):
+        check(config, bundle)
