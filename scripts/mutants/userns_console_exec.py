@@ -324,3 +324,26 @@ def exec_caps_inheritable(call: Call) -> int | None:
         return call.real([*call.globals, "exec", *rest[:cut], "--process", f.name, rest[cut]])
     finally:
         os.unlink(f.name)
+
+
+@verb("exec-process-file-partial")
+def exec_process_file_partial(call: Call) -> int | None:
+    # A runtime that takes only args from --process and runs them as the container's root in
+    # its cwd, with the config's environment left out of the copy (user, cwd and env lost).
+    path = _option(call.rest, "--process") if call.verb == "exec" else None
+    if path is None:
+        return None
+    try:
+        process = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    process["user"] = {"uid": 0, "gid": 0}
+    process["cwd"] = "/"
+    process["env"] = [e for e in process.get("env", []) if e.startswith("PATH=")]
+    # A copy: the caller's file stays as it wrote it.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(process, f)
+    try:
+        return call.real([f.name if arg == path else arg for arg in call.args])
+    finally:
+        os.unlink(f.name)
