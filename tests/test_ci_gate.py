@@ -149,9 +149,14 @@ def test_a_seeded_failure_fails_the_gate_naming_the_requirement(
 def test_the_install_step_installs_the_package(tmp_path: Path) -> None:
     # The checkout itself, without dependencies (fetching them is pip's business, and
     # scripts/wheel-check installs the whole wheel): the `bulkhead` command must answer.
+    # From a copy: setuptools writes build/ and *.egg-info into the tree it builds from.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns(".venv", ".git", ".cache", "reports", "build", "*.egg-info",
+                                  "__pycache__", ".hypothesis", ".*_cache")  # fmt: skip
+    shutil.copytree(ROOT, source, ignore=skip, symlinks=True)
     venv = tmp_path / "bulkhead-venv"
     env = {"BULKHEAD_VENV": str(venv), "PIP_NO_DEPS": "1"}
-    step = {**gate_step("Install Bulkhead"), "env": {"BULKHEAD_PACKAGE": str(ROOT)}}
+    step = {**gate_step("Install Bulkhead"), "env": {"BULKHEAD_PACKAGE": str(source)}}
     # The venv from this interpreter (the runner's python3 would do the same).
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     done = run_step(step, {}, env)
