@@ -189,10 +189,23 @@ def _makedirs(path: str, made: list[str], before_mkdir: Any = None) -> None:
         before_mkdir(path)
 
 
+def _has_children(path: str) -> bool:
+    try:
+        return any(entry.is_dir(follow_symlinks=False) for entry in os.scandir(path))
+    except OSError:
+        return False
+
+
 def remove_dirs(dirs: list[str], timeout: float = 5.0) -> None:
-    """rmdir each (deepest first); EBUSY is retried: a killed process leaves asynchronously."""
+    """rmdir each (deepest first); EBUSY is retried: a killed process leaves asynchronously.
+
+    A parent this container made (``/bulkhead-runtime`` for the first container of a relative
+    cgroupsPath) may since hold other containers' cgroups: rmdir of a cgroup with children is
+    EBUSY for as long as they live (cgroup-v2.rst, "Removing a cgroup"), so such a parent is
+    left to them, not waited for."""
     deadline = time.monotonic() + timeout
     for path in sorted(dirs, key=len, reverse=True):
+        shared_parent = any(other.startswith(path + "/") for other in dirs)
         delay = 0.001
         while True:
             try:
@@ -201,6 +214,8 @@ def remove_dirs(dirs: list[str], timeout: float = 5.0) -> None:
             except FileNotFoundError:
                 break
             except OSError as exc:
+                if exc.errno == 16 and shared_parent and _has_children(path):
+                    break
                 if exc.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still there
                     raise SyscallError(exc.errno or 0, "rmdir", path) from None
                 time.sleep(delay)

@@ -24,7 +24,7 @@ from reference_runtime.cgroups.mapping import (
     v1_writes,
     v2_writes,
 )
-from reference_runtime.errors import SpecError
+from reference_runtime.errors import SpecError, SyscallError
 
 RESOURCES: dict[str, Any] = {
     "pids": {"limit": 64},
@@ -336,3 +336,28 @@ def test_without_the_delegate_list_the_three_core_files_are_delegated(
 
     monkeypatch.setattr(m, "DELEGATE_LIST", str(tmp_path / "absent"))
     assert m.delegated_files() == ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"]
+
+
+def test_a_made_parent_that_other_cgroups_now_use_is_left_to_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reference_runtime.cgroups.manager as m
+
+    parent, own, other = tmp_path / "parent", tmp_path / "parent/ctr", tmp_path / "parent/other"
+    own.mkdir(parents=True)
+    other.mkdir()
+    real_rmdir = os.rmdir
+
+    def rmdir(path: str) -> None:
+        # A cgroup's rmdir: EBUSY while it has children (a plain directory says ENOTEMPTY).
+        if any(Path(path).iterdir()):
+            raise OSError(16, os.strerror(16), path)
+        real_rmdir(path)
+
+    monkeypatch.setattr(os, "rmdir", rmdir)
+    m.remove_dirs([str(parent), str(own)], timeout=0.05)
+    assert not own.exists() and other.exists()
+    # The container's own cgroup is waited for, then reported, when it will not go.
+    (own / "child").mkdir(parents=True)
+    with pytest.raises(SyscallError, match="rmdir"):
+        m.remove_dirs([str(parent), str(own)], timeout=0.05)
