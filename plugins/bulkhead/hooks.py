@@ -15,7 +15,6 @@ installed, so it keeps out of the way:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Generator, Iterator
@@ -89,15 +88,11 @@ def uses_suite(item: pytest.Item) -> bool:
 
 
 def _conformance_dir() -> Path | None:
-    """Where the installed conformance package lives (found, not imported)."""
-    try:
-        spec = importlib.util.find_spec("conformance")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations)))
-    return path if (path / "expectations").is_dir() else None
+    """Where the installed conformance package lives, if it carries its expectations."""
+    from bulkhead.coverage import suite_dir
+
+    path = suite_dir()
+    return path if path is not None and (path / "expectations").is_dir() else None
 
 
 def targets_conformance(config: pytest.Config) -> bool:

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+from bulkhead.errors import UsageError
+from bulkhead.suite import resolve_binary
 
 RUNTIMES = ("reference", "runc")
 
 
 def runtime_binary(name: str) -> str:
-    if name == "reference":
-        path = Path(sys.executable).parent / "bulkhead-runtime"
-        if not path.exists():
-            pytest.skip(f"the reference runtime is not installed beside {sys.executable}")
-        return str(path)
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed")
-    return found
+    """The binary the suite's own ``--runtime NAME`` would run; skips if it is not here."""
+    try:
+        return str(resolve_binary(name))
+    except UsageError as exc:
+        pytest.skip(str(exc))
 
 
 def remove_cgroup_tree(name: str) -> None:
