@@ -77,3 +77,22 @@ def test_compact_json_is_still_the_same_json() -> None:
     assert json.loads(text) == doc
     assert len(text.splitlines()) == 9
     assert compact_json("not json {") == "not json {"
+
+
+def test_spec_reports_read_back_and_merge_worst_first(tmp_path: Path) -> None:
+    host = SpecLedger()
+    host.record("t::a", ["x.1", "x.2", "x.3"], "passed")
+    host.record("t::b", ["x.4"], "skipped")
+    vm = SpecLedger()
+    vm.record("v::a", ["x.1"], "failed")
+    vm.record("v::b", ["x.2", "x.4"], "passed")
+    vm.record("v::c", ["x.5"], "xfailed")
+    host.write(tmp_path / "host.json")
+    vm.write(tmp_path / "vm.json")
+    merged = SpecLedger.read(tmp_path / "host.json")
+    assert merged.verdicts == host.verdicts
+    merged.absorb(SpecLedger.read(tmp_path / "vm.json"))
+    assert merged.verdicts == {
+        "x.1": "failed", "x.2": "met", "x.3": "met", "x.4": "met", "x.5": "deviation",
+    }  # fmt: skip
+    assert merged.tests["x.2"] == {"t::a", "v::b"}

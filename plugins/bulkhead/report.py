@@ -68,6 +68,25 @@ class SpecLedger:
         parts = [f"{counts[v]} {label}" for v, label in labels.items() if counts[v]]
         return f"{len(self.verdicts)} spec requirements checked: " + ", ".join(parts)
 
+    @classmethod
+    def read(cls, path: Path) -> SpecLedger:
+        """A ledger back from the JSON that ``write`` made (``--spec-report``)."""
+        data = json.loads(path.read_text())
+        ledger = cls()
+        for req, entry in data.items():
+            ledger.verdicts[req] = entry["verdict"]
+            ledger.tests[req].update(entry["tests"])
+        return ledger
+
+    def absorb(self, other: SpecLedger) -> None:
+        """Another run of the same runtime (the cgroup v2 VM's, say) into this one, by the rule
+        ``record`` follows within one run: the worst verdict wins, so a requirement met on one
+        host and failed on the other is failed, and one run here and skipped there is met."""
+        for req, verdict in other.verdicts.items():
+            self.tests[req].update(other.tests[req])
+            if RANK[verdict] >= RANK.get(self.verdicts.get(req, "not run"), 0):
+                self.verdicts[req] = verdict
+
     def write(self, path: Path) -> None:
         data = {
             req: {"verdict": self.verdicts[req], "tests": sorted(self.tests[req])}
