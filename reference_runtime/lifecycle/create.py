@@ -20,7 +20,7 @@ from reference_runtime.linux.proc import start_time
 from reference_runtime.process import protocol
 from reference_runtime.process.hooks import hooks_of, run_all, run_all_warning, state_json
 from reference_runtime.process.init import InitPlan, stage1
-from reference_runtime.rootfs.plan import plan_rootfs
+from reference_runtime.rootfs.plan import MountStep, plan_rootfs
 from reference_runtime.spec.load import load_bundle
 
 TYPE_CHECKING = False
@@ -196,7 +196,16 @@ def create(
         plan.cgroup.create(cfg.resources)
         undo.append(plan.cgroup.destroy)
         runtime_hooks = hooks_of(cfg.raw, "prestart") + hooks_of(cfg.raw, "createRuntime")
+        idmapped = any(isinstance(s, MountStep) and s.idmap is not None for s in plan.rootfs)
+        if idmapped:
+            # Made here, on the host, for the init to move into place (rootfs/idmap.py).
+            from reference_runtime.rootfs.idmap import close_trees, open_trees
+
+            undo.append(lambda: close_trees(plan.rootfs, system))
+            open_trees(plan.rootfs, system)
         pid, started = _spawn(plan, system, undo, runtime_hooks, hook_base(cfg, container_id))
+        if idmapped:
+            close_trees(plan.rootfs, system)  # the init holds its own copies
         if placed is not None:
             placed.stop()
         if cfg.net_devices:

@@ -173,6 +173,35 @@ class System:
     def mount_setattr(self, path: str, attr_set: int, attr_clr: int) -> None:
         libc.mount_setattr(path, attr_set, attr_clr)
 
+    # Idmapped mounts (linux/mount_api.py, loaded only for a config that has one): made
+    # detached on the host by the runtime, moved into place by the container's init.
+    def mapping_userns(
+        self, uids: list[tuple[int, int, int]], gids: list[tuple[int, int, int]]
+    ) -> int:
+        from reference_runtime.linux import mount_api
+
+        return mount_api.mapping_userns(uids, gids)
+
+    def open_userns(self, path: str) -> int:
+        from reference_runtime.linux import mount_api
+
+        return mount_api.open_userns(path)
+
+    def open_tree(self, path: str, *, recursive: bool) -> int:
+        from reference_runtime.linux import mount_api
+
+        return mount_api.open_tree(path, recursive=recursive)
+
+    def set_idmap(self, tree: int, userns: int, *, recursive: bool, what: str) -> None:
+        from reference_runtime.linux import mount_api
+
+        mount_api.set_idmap(tree, userns, recursive=recursive, what=what)
+
+    def move_mount(self, tree: int, target: str, target_fd: int = -1) -> None:
+        from reference_runtime.linux import mount_api
+
+        mount_api.move_mount(tree, target, target_fd)
+
     def pin(self, root: str, host_path: str) -> tuple[str, int]:
         """A path that names exactly the inode ``host_path`` resolves to inside ``root``.
 

@@ -56,6 +56,9 @@ RECURSIVE: dict[str, tuple[int, int]] = {
 
 # Options runtimes understand that mean nothing to mount(2) (runc's tmpcopyup, crun's extras).
 IGNORED = frozenset({"tmpcopyup", "notmpcopyup", "copy-symlink", "src-nofollow", "dest-nofollow"})
+# config.md: idmap and ridmap "SHOULD NOT be passed to the underlying mount(2) call"; the mapping
+# is made with mount_setattr(2) (rootfs/idmap.py).
+IDMAP = frozenset({"idmap", "ridmap"})
 # Flags that a bind mount only gets through a second, MS_REMOUNT call (mount(2) "MS_BIND").
 REMOUNT_FLAGS = (
     c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.MS_NOATIME | c.MS_NODIRATIME
@@ -106,7 +109,7 @@ def parse_options(options: list[str], mount_type: str = "") -> MountOptions:
             parsed.attr_set = (parsed.attr_set & ~clr) | set_
         elif option in PROPAGATION:
             parsed.propagation.append(PROPAGATION[option])
-        elif option in IGNORED:
+        elif option in IGNORED or option in IDMAP:
             continue
         else:
             parsed.data.append(option)

@@ -22,6 +22,7 @@ from reference_runtime.rootfs.paths import resolve_in_root
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from reference_runtime.linux.system import System
+    from reference_runtime.rootfs.idmap import IdMap
     from reference_runtime.rootfs.options import MountOptions
     from reference_runtime.spec.model import Config, Mount
 
@@ -100,15 +101,20 @@ class MountStep(Step):
         self.opts = opts
         self.source = source  # for binds: absolute host path
         self.userns = userns
+        self.idmap: IdMap | None = None  # an idmapped bind (rootfs/idmap.py)
 
     def describe(self) -> str:
         kind = "bind" if self.opts.bind else self.mount.type
-        return f"mount {kind} {self.source} on {self.mount.destination} ({self.opts.describe()})"
+        text = f"mount {kind} {self.source} on {self.mount.destination} ({self.opts.describe()})"
+        return text if self.idmap is None else f"{text} {self.idmap.describe()}"
 
     def execute(self, system: System) -> None:
         dest = resolve_in_root(self.root, self.mount.destination, system.readlink)
         if self.opts.bind:
-            kind = system.stat_kind(self.source)
+            # An idmapped source was seen (and cloned) on the host, where it is sure to be
+            # reachable; the container's root may not even search its parents.
+            idmap = self.idmap
+            kind = idmap.source_kind if idmap is not None else system.stat_kind(self.source)
             if kind is None:
                 raise SpecError(f"mount {self.mount.destination}: bind source {self.source} "
                                 "does not exist")  # fmt: skip
@@ -125,7 +131,10 @@ class MountStep(Step):
                 flags = c.MS_BIND | (c.MS_REC if self.opts.recursive else 0)
                 target, fd = system.pin(self.root, dest)
                 try:
-                    system.mount(self.source, target, None, flags, None)
+                    if self.idmap is not None:
+                        self._move_idmapped(system, dest, fd)
+                    else:
+                        system.mount(self.source, target, None, flags, None)
                 finally:
                     system.unpin(fd)
             extra = self.opts.flags & REMOUNT_FLAGS
@@ -150,6 +159,19 @@ class MountStep(Step):
             system.mount_setattr(dest, self.opts.attr_set, self.opts.attr_clr)
         for flag in self.opts.propagation:
             system.mount(None, dest, None, flag, None)
+
+    def _move_idmapped(self, system: System, dest: str, pinned: int) -> None:
+        """move_mount(2) of the detached mount the runtime made on the host; then the init's
+        copy of its descriptor goes (nothing of the host's tree stays open in the container)."""
+        assert self.idmap is not None
+        tree = self.idmap.tree
+        if tree < 0:
+            raise SpecError(f"mount {self.mount.destination}: the idmapped mount was not made")
+        try:
+            system.move_mount(tree, dest, pinned)
+        finally:
+            system.close(tree)
+            self.idmap.tree = -1
 
 
 class CgroupMount(Step):
@@ -398,7 +420,12 @@ def plan_rootfs(
             source = os.path.normpath(os.path.join(cfg.bundle, source))
             if mount.destination == "/dev":
                 dev_bound = True
-        steps.append(MountStep(root, mount, opts, source, userns))
+        step = MountStep(root, mount, opts, source, userns)
+        if mount.idmap:
+            from reference_runtime.rootfs.idmap import idmap_for
+
+            step.idmap = idmap_for(mount, cfg)
+        steps.append(step)
     if not dev_bound:
         for path, major, minor in DEFAULT_DEVICES:
             if userns:

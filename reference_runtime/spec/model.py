@@ -12,13 +12,19 @@ if TYPE_CHECKING:
 
 
 class Mount:
-    __slots__ = ("destination", "options", "source", "type")
+    __slots__ = ("destination", "gid_mappings", "idmap", "options", "source", "type",
+                 "uid_mappings")  # fmt: skip
 
     def __init__(self, destination: str, type: str, source: str, options: list[str]) -> None:
         self.destination = destination
         self.type = type
         self.source = source
         self.options = options
+        # config.md "POSIX-platform Mounts": the mount's own (containerID, hostID, size) maps,
+        # and "idmap" / "ridmap" when it is an idmapped mount at all ("" when it is not).
+        self.uid_mappings: list[tuple[int, int, int]] = []
+        self.gid_mappings: list[tuple[int, int, int]] = []
+        self.idmap = ""
 
     def __repr__(self) -> str:
         return f"Mount({self.destination!r}, {self.type!r}, {self.source!r}, {self.options!r})"

@@ -204,16 +204,15 @@ def _mount(raw: Any, index: int) -> Mount:
     kind = _str(m.get("type", ""), f"mounts[{index}].type")
     source = _str(m.get("source", ""), f"mounts[{index}].source")
     options = _strs(m.get("options", []), f"mounts[{index}].options")
-    for field in ("uidMappings", "gidMappings"):
-        if m.get(field):
-            raise SpecError(f"mounts[{index}].{field}: idmapped mounts are not supported yet")
-    for option in ("idmap", "ridmap"):
-        # Not filesystem data (config.md: never passed to mount(2)); a bind would silently
-        # ignore it and show the files unmapped, so it is refused until implemented.
-        if option in options:
-            raise SpecError(f"mounts[{index}].options: {option}: idmapped mounts are not "
-                            "supported yet")  # fmt: skip
-    return Mount(os.path.normpath(dest), kind, source, options)
+    mount = Mount(os.path.normpath(dest), kind, source, options)
+    if m.get("uidMappings") or m.get("gidMappings") or "idmap" in options or "ridmap" in options:
+        from reference_runtime.rootfs.idmap import check_mount
+
+        uids = _mappings(m.get("uidMappings") or [], f"mounts[{index}].uidMappings")
+        gids = _mappings(m.get("gidMappings") or [], f"mounts[{index}].gidMappings")
+        bind = kind == "bind" or "bind" in options or "rbind" in options
+        check_mount(mount, index, uids, gids, bind)
+    return mount
 
 
 def _namespaces(raw: Any, ns_type_of: Callable[[str], int | None]) -> list[Namespace]:
@@ -478,6 +477,10 @@ def validate(
         raise SpecError("linux.uidMappings and gidMappings are required for a new user namespace")
     if (cfg.uid_mappings or cfg.gid_mappings) and (user is None or user.path is not None):
         raise SpecError("linux.uidMappings/gidMappings need a new user namespace")
+    if any(m.idmap for m in cfg.mounts):
+        from reference_runtime.rootfs.idmap import check_userns
+
+        check_userns(cfg)
     if linux.get("mountLabel"):
         raise SpecError("linux.mountLabel: SELinux is not supported by this runtime")
     return cfg

@@ -62,7 +62,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("process.user.uid", -1, "out of range"),
     ("process.terminal", "yes", "must be a boolean"),
     ("mounts.0.destination", "", "must not be empty"),
-    ("mounts.0.options", ["bind", "idmap"], "idmapped mounts are not supported"),
+    ("mounts.0.options", ["bind", "idmap"], "needs a user namespace"),
     ("mounts.0", {"type": "tmpfs"}, "destination is required"),
     ("linux.namespaces", [{"type": "mount"}, {"type": "mount"}], "listed twice"),
     ("linux.namespaces", [{"type": "mount"}, {"type": "bogus"}], "unknown namespace type"),
