@@ -46,3 +46,25 @@ def unshare(kinds: list[str]) -> None:
         flags |= NAMESPACES[kind][0]
     if flags:
         libc.unshare(flags)
+
+
+# <linux/sockios.h>: SIOCGSKNS (Linux 4.9) — an fd of the network namespace a socket belongs to.
+SIOCGSKNS = 0x894C
+
+
+def socket_namespace(sock_fd: int) -> tuple[int, int]:
+    """(st_dev, st_ino) of the network namespace socket ``sock_fd`` was made in: a socket keeps
+    that namespace for its whole life (network_namespaces(7)), whichever thread uses it."""
+    import fcntl
+
+    from reference_runtime.errors import SyscallError
+
+    try:
+        ns_fd = fcntl.ioctl(sock_fd, SIOCGSKNS)
+    except OSError as exc:
+        raise SyscallError(exc.errno or 0, "ioctl", "SIOCGSKNS") from None
+    try:
+        info = os.fstat(ns_fd)
+    finally:
+        os.close(ns_fd)
+    return info.st_dev, info.st_ino

@@ -1,0 +1,5 @@
+import sys
+
+from reference_runtime.engine.cli import main
+
+sys.exit(main())
