@@ -15,7 +15,9 @@ from typing import Any
 from reference_runtime.engine import seccomp
 from reference_runtime.engine.errors import EngineError
 
-OCI_VERSION = "1.2.0"
+# The oldest version that has every field written here, so that old runtimes take it too: crun
+# 1.8.1 refuses an ociVersion newer than it knows ("unknown version specified").
+OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHM_SIZE = 64 * 1024 * 1024  # docker's default --shm-size
 
