@@ -1,4 +1,4 @@
-"""The verbs on existing containers: ps, logs, inspect, exec, stop, kill, rm."""
+"""The verbs on existing containers: ps, logs, inspect, port, exec, stop, kill, rm."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def register(verbs: Any) -> None:
     p = verbs.add_parser("inspect", help="a container's record as JSON")
     p.add_argument("containers", nargs="+", metavar="container")
     p.set_defaults(handler=inspect)
+
+    p = verbs.add_parser("port", help="where a container's ports are published")
+    p.add_argument("container")
+    p.add_argument("port", nargs="?", metavar="PORT[/PROTO]")
+    p.set_defaults(handler=port)
 
     p = verbs.add_parser("exec", help="run a command in a running container")
     p.add_argument("container")
@@ -81,6 +86,24 @@ def inspect(settings: Settings, args: argparse.Namespace) -> int:
     documents = [views.inspect_document(settings.layout, store.get(ref)) for ref in args.containers]
     json.dump(documents, sys.stdout, indent=4)
     sys.stdout.write("\n")
+    return 0
+
+
+def port(settings: Settings, args: argparse.Namespace) -> int:
+    """docker port's output: "80/tcp -> 127.0.0.1:41729", or only the address for one port."""
+    container = ContainerStore(settings.layout).get(args.container)
+    ports = container.record.get("NetworkSettings", {}).get("Ports") or {}
+    if args.port:
+        key = args.port if "/" in args.port else f"{args.port}/tcp"
+        if key not in ports:
+            raise EngineError(f"failed to find port {key} of container {container.name}: "
+                              "not published")  # fmt: skip
+        for b in ports[key]:
+            print(f"{b['HostIp']}:{b['HostPort']}")
+        return 0
+    for key, bound in ports.items():
+        for b in bound:
+            print(f"{key} -> {b['HostIp']}:{b['HostPort']}")
     return 0
 
 
