@@ -25,6 +25,8 @@ MARKERS = (
     "(root, overlay, userns, cgroup_v1, cgroup_v2, cgroupns, timens, controller:<name>, "
     "cap:<number>)",
     "cve(id): the advisory whose regression this test guards against",
+    "engine: a full-stack test of the engine (bulkhead-engine) over the runtime under test; "
+    "most name no runtime-spec id",
 )
 
 

@@ -22,7 +22,8 @@ def inspect_document(layout: Layout, container: Container) -> dict[str, Any]:
     """docker inspect's shape: the record, HostConfig, GraphDriver and Mounts."""
     from reference_runtime.engine.overlay2 import Overlay2
 
-    record = {k: v for k, v in container.record.items() if k != "Bulkhead"}
+    # config.v2.json says "ID" and inspect "Id", as docker's do.
+    record = {("Id" if k == "ID" else k): v for k, v in container.record.items() if k != "Bulkhead"}
     record["HostConfig"] = container.hostconfig
     rw = str(container.extra["RwLayer"])
     record["GraphDriver"] = {"Name": "overlay2", "Data": Overlay2(layout).graph_driver_data(rw)}
