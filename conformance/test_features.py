@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from bulkhead.containers import ContainerFactory, Result
+from bulkhead.disputes import Ask
 from bulkhead.runtime import RuntimeClient
 from conformance._features import (
     assert_none,
@@ -553,7 +554,9 @@ def test_every_supported_seccomp_flag_works(containers: ContainerFactory) -> Non
 
 
 @pytest.mark.spec("features.hooks.1")
-def test_every_declared_hook_kind_runs_at_its_phase(containers: ContainerFactory) -> None:
+def test_every_declared_hook_kind_runs_at_its_phase(
+    containers: ContainerFactory, dispute: Ask
+) -> None:
     kinds = declared(features(containers.client), "hooks")
     undefined = [k for k in kinds if k not in KINDS]
     assert not undefined, f"features declares hook kinds config.md does not define: {undefined}"
@@ -580,9 +583,16 @@ def test_every_declared_hook_kind_runs_at_its_phase(containers: ContainerFactory
             problems.append(f"{kind} had not run when create returned ({after_create})")
         elif kind == "startContainer" and (kind in after_create or at[kind] > at[PROGRAM]):
             problems.append(f"startContainer ran outside start, before the program: {final}")
-        elif kind == "poststart" and (
-            kind in after_create or kind not in after_start or at[kind] < at[PROGRAM]
-        ):
+        elif kind == "poststart" and kind in after_create:
+            # runc's phase for them (bulkhead.disputes "poststart-order"): during create, after
+            # the create-phase hooks, before the program; accepted or not by the profile.
+            try:
+                dispute("poststart-order").require("during-create")
+            except AssertionError as exc:
+                problems.append(str(exc))
+            if any(at[k] > at[kind] for k in CREATE_PHASE if k in at) or at[kind] > at[PROGRAM]:
+                problems.append(f"poststart ran during create out of order: {after_create}")
+        elif kind == "poststart" and (kind not in after_start or at[kind] < at[PROGRAM]):
             problems.append(
                 f"poststart ran outside start after the program: after create {after_create}, "
                 f"after start {after_start}, in all {final}"

@@ -9,6 +9,11 @@ ended once state says stopped).
 Every refusal sits next to its control in the same test: the same call on valid input
 succeeds there, so a runtime that refuses everything cannot pass, and where the spec says a
 refused call creates nothing, the host is searched for what it might have made.
+
+Where runtimes dispute the spec (delete of a created container, start without process, the
+forms of kill's signal), the test finds out which outcome the runtime took, checks that
+outcome's facts on the host, and asks the ``dispute`` fixture whether the --spec-profile accepts
+it (bulkhead.disputes, docs/profiles.md).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import pytest
 from hypothesis import example, given
 
 from bulkhead import strategies
-from bulkhead.containers import Container, ContainerFactory
+from bulkhead.containers import Container, ContainerFactory, poll
+from bulkhead.disputes import Ask
 from bulkhead.hostview import ProcessRef, cgroup_dirs, cmdline, is_alive, signal_process
 from bulkhead.runtime import Call
 from conformance._support import (
     WAIT_FOREVER,
+    assert_ended,
     assert_nothing_created,
     assert_nothing_runs_in,
     boot_seconds,
@@ -260,18 +267,28 @@ def test_delete_of_a_running_container_without_force_errors(
         expect_refusal(ctr.client.raw_state(ctr.id, check=False), "state after delete")
 
 
-@pytest.mark.spec("runtime.delete.2", "runtime.delete.3")
+@pytest.mark.spec("runtime.delete.2", "runtime.delete.3", "runtime.delete.4")
 def test_delete_of_a_created_container_without_force_errors(
-    containers: ContainerFactory,
+    containers: ContainerFactory, dispute: Ask
 ) -> None:
+    ruling = dispute("delete-created")
     with containers.container(containers.spec(sh(stoppable()))) as ctr:
         process = container_process(ctr)
-        expect_refusal(ctr.delete(check=False), "delete of a created (not stopped) container")
         assert ctr.status == "created"
-        assert is_alive(process), f"delete of a created container ended {process.describe()}"
-        # Control: once the container is stopped, the same delete succeeds.
-        killed(ctr, process)
-        expect_success(ctr.delete(check=False), "delete of a stopped container")
+        if refused(ctr.delete(check=False)):
+            ruling.require("refused")
+            assert ctr.status == "created"
+            assert is_alive(process), f"delete of a created container ended {process.describe()}"
+            # Control: once the container is stopped, the same delete succeeds.
+            killed(ctr, process)
+            expect_success(ctr.delete(check=False), "delete of a stopped container")
+            return
+        ruling.require("deleted")
+        # runc's way, all of it: the init killed, then everything create made removed (state
+        # answered for the container a moment ago: the probes would have seen it).
+        assert_ended(process, "delete of the created container exited 0")
+        assert_nothing_created(containers, ctr.id, bundle=ctr.bundle, what="delete exiting 0")
+        assert not host_file(ctr, "/ready").exists(), "the program ran"
 
 
 @pytest.mark.spec("runtime.kill.2", "runtime.kill.3")
@@ -303,6 +320,86 @@ def test_kill_delivers_the_signal(containers: ContainerFactory, signal_name: str
 def test_kill_with_sigkill_stops_the_container(containers: ContainerFactory) -> None:
     with containers.container(containers.spec(sh(WAIT_FOREVER)), start=True) as ctr:
         killed(ctr, running(ctr))
+
+
+# The program records each of these signals by name when it gets it, then exits.
+TRAPPED = ("USR1", "USR2", "TERM", "HUP", "INT")
+# How long a signal the runtime reported sent may take to show in the program's record.
+SIGNAL_WITHIN = 5.0
+
+
+def _recorder() -> str:
+    traps = "".join(f"trap 'echo {n} >> /got; exit 0' {n}; " for n in TRAPPED)
+    return traps + WAIT_FOREVER
+
+
+def _got(ctr: Container) -> str | None:
+    path = host_file(ctr, "/got")
+    # Empty: created by the shell's redirection, not yet written.
+    return (path.read_text() or None) if path.exists() else None
+
+
+def _kill_form(ctr: Container, form: str) -> tuple[Call, str | None]:
+    """``kill ID FORM``, then what the program recorded: polled while kill said it sent one."""
+    call = ctr.kill(form, check=False)
+    if refused(call):
+        return call, _got(ctr)
+    try:
+        got = poll(lambda: _got(ctr), timeout=SIGNAL_WITHIN, what=f"kill {form}'s signal")
+    except TimeoutError:
+        got = None
+    return call, got
+
+
+# runtime.md gives kill no command line; the suite passes the signal positionally (runc's,
+# crun's and runtime-tools' form). The plain upper-case name is required under both profiles
+# (test_kill_delivers_the_signal); these are the other forms runc takes.
+@pytest.mark.spec("runtime.kill.4")
+@pytest.mark.parametrize(
+    "form", ["SIGUSR1", str(int(signal.SIGUSR1)), "usr1", "sigusr1"], ids=lambda f: f
+)
+def test_kill_takes_the_signal_in_runcs_other_forms(
+    containers: ContainerFactory, dispute: Ask, form: str
+) -> None:
+    ruling = dispute("kill-signal-syntax")
+    with containers.container(containers.spec(sh(_recorder())), start=True) as ctr:
+        process = running(ctr)
+        call, got = _kill_form(ctr, form)
+        if refused(call):
+            ruling.require("refused")
+            assert got is None, f"kill {form} was refused, yet the program got {got!r}"
+            assert is_alive(process), f"a refused kill {form} ended {process.describe()}"
+            assert ctr.status == "running"
+            # Control: the plain name is delivered, and is the only thing the program got.
+            expect_success(ctr.kill("USR1", check=False), "kill with the plain name USR1")
+            wait_stopped(ctr, process)
+            assert _got(ctr) == "USR1\n"
+            return
+        if got is None:
+            ruling.require("ignored")
+        elif got != "USR1\n":
+            ruling.require("wrong-signal")
+        ruling.require("delivered")
+        wait_stopped(ctr, process)
+        assert _got(ctr) == "USR1\n", "more than the one signal arrived"
+
+
+@pytest.mark.spec("runtime.kill.4")
+@pytest.mark.parametrize("name", ["NOSUCHSIGNAL", "SIGNOSUCH"])
+def test_kill_with_an_unknown_signal_errors_and_sends_nothing(
+    containers: ContainerFactory, name: str
+) -> None:
+    # Not disputed: no signal of that name exists, so none can be "the specified signal", and
+    # a kill that exits 0 claims to have sent it.
+    with containers.container(containers.spec(sh(_recorder())), start=True) as ctr:
+        process = running(ctr)
+        expect_refusal(ctr.kill(name, check=False), f"kill with the unknown signal {name}")
+        assert _got(ctr) is None, f"kill {name} delivered {_got(ctr)!r}"
+        assert is_alive(process) and ctr.status == "running"
+        # Control: a known name is delivered to the same program, and the probe sees it.
+        expect_success(ctr.kill("USR2", check=False), "kill with the known name USR2")
+        wait_stopped(ctr, process)
+        assert _got(ctr) == "USR2\n"
 
 
 @pytest.mark.spec("runtime.create.8", "runtime.create.9", "runtime.lifecycle.2")
@@ -465,7 +562,10 @@ def test_an_operation_without_a_container_id_errors(
 
 
 @pytest.mark.spec("runtime.start.5", "runtime.create.10", "runtime.create.9")
-def test_a_config_without_process_cannot_be_started(containers: ContainerFactory) -> None:
+def test_a_config_without_process_cannot_be_started(
+    containers: ContainerFactory, dispute: Ask
+) -> None:
+    ruling = dispute("start-without-process")
     spec = containers.spec(sh(stoppable()))
     spec.process = None
     with containers.bundle(spec) as (cid, bundle):
@@ -474,12 +574,18 @@ def test_a_config_without_process_cannot_be_started(containers: ContainerFactory
             since = boot_seconds()
             if refused(ctr.create(check=False)):
                 # Validating early is allowed (runtime.create.10); then nothing may be left.
+                ruling.require("refused-at-create")
                 assert_nothing_created(
                     containers, cid, bundle=bundle, pid_file=bundle.path / "pid", since=since
                 )
             else:
-                expect_refusal(ctr.start(check=False), "start of a config without process")
+                init = container_process(ctr)
+                if not refused(ctr.start(check=False)):
+                    ruling.require("started-nothing")
+                ruling.require("refused-at-start")
                 assert not host_file(ctr, "/ready").exists(), "something ran without process"
+                # runtime.md Errors: the refused start left the container as it was.
+                assert ctr.status == "created" and is_alive(init), "the refused start changed it"
                 ctr.delete(force=True)
             # Control: the same bundle with a process is created and started.
             config = bundle.read_config()

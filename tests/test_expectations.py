@@ -8,6 +8,7 @@ import pytest
 
 from bulkhead.errors import UsageError
 from bulkhead.expectations import Expectation, load, parse
+from bulkhead.options import PROFILES
 
 ONE = """
 [[expect]]
@@ -271,3 +272,49 @@ def test_the_hosts_layout_is_named_as_the_condition_names_it() -> None:
 def test_a_bad_cgroup_condition_is_a_usage_error_naming_the_entry(bad: str) -> None:
     with pytest.raises(UsageError, match="entry 1 cgroup: give one of hybrid, v1, v2"):
         parse(ONE + f"cgroup = {bad}\n", "mine.toml")
+
+
+# --- profiles: entries bound to a --spec-profile (bulkhead.disputes) ------------------------------
+
+
+def test_an_entry_bound_to_strict_applies_under_strict_only() -> None:
+    (entry,) = parse(ONE + 'versions = "1.1.5"\nprofiles = ["strict"]\n', "mine.toml")
+    assert entry.profiles == frozenset({"strict"})
+    assert entry.applies_to((1, 1, 5), "hybrid")  # the default profile is strict
+    assert entry.applies_to((1, 1, 5), "hybrid", profile="strict")
+    assert not entry.applies_to((1, 1, 5), "hybrid", profile="runc-compatible")
+    assert not entry.applies_to((1, 2, 0), "hybrid", profile="strict")  # both must hold
+    assert entry.conditions() == "1.1.5; profile strict"
+    assert "measured on 1.1.5; profile strict" in entry.describe("runc")
+
+
+def test_an_entry_without_profiles_applies_under_every_profile() -> None:
+    (entry,) = parse(ONE, "mine.toml")
+    assert entry.profiles is None
+    assert all(entry.applies_to(None, "hybrid", profile=p) for p in PROFILES)
+    (both,) = parse(ONE + f"profiles = {list(PROFILES)!r}\n".replace("'", '"'), "mine.toml")
+    assert all(both.applies_to(None, "hybrid", profile=p) for p in PROFILES)
+    assert both.conditions() == "profile strict/runc-compatible"
+
+
+@pytest.mark.parametrize("bad", ['"strict"', "[]", '["strict", "lenient"]', "[1]", "true"])
+def test_a_bad_profiles_condition_is_a_usage_error_naming_the_entry(bad: str) -> None:
+    with pytest.raises(UsageError, match=r"entry 1 profiles: give a list of profile names"):
+        parse(ONE + f"profiles = {bad}\n", "mine.toml")
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_bundled_profile_bound_entries_are_for_tests_that_ask_a_dispute(runtime: str) -> None:
+    # An entry may be strict-only because runc-compatible accepts the behaviour: then its test
+    # must be one that asks the dispute fixture, or runc-compatible would change nothing there.
+    suite = Path(__file__).resolve().parent.parent / "conformance"
+    entries, _ = load(None, runtime)
+    bound = [e for e in entries if e.profiles is not None]
+    assert bound, f"{runtime}.toml has no profile-bound entry"
+    for entry in bound:
+        assert entry.profiles == frozenset({"strict"}), entry.test
+        module, name = entry.test.split("::", 1)
+        source = (suite / module).read_text()
+        function = name.split("[", 1)[0]
+        body = source.split(f"def {function}(", 1)[1].split("\ndef ", 1)[0]
+        assert "dispute" in body, f"{entry.test} does not ask a dispute"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkhead import catalogue
+from bulkhead.options import DEFAULT_PROFILE
 from bulkhead.results import Results, TestResult
 
 CERTIFICATE_VERSION = 1
@@ -128,9 +129,11 @@ def build_certificate(
     pytest_exit: int | None = None,
     pytest_args: Sequence[str] = (),
     suite_ids: set[str] | None = None,
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """``suite_ids``: the ids the installed suite's tests name (bulkhead.coverage), to tell a
-    requirement the suite cannot check yet from one this run did not select."""
+    requirement the suite cannot check yet from one this run did not select. ``profile``: the
+    --spec-profile the run used (a verdict under runc-compatible is not one under strict)."""
     core = catalogue.core()
     suite_ids = suite_ids if suite_ids is not None else set()
     naming: dict[str, list[TestResult]] = defaultdict(list)
@@ -179,6 +182,7 @@ def build_certificate(
         "runtime": dict(runtime),
         "suite": {"name": "bulkhead", "version": suite_version},
         "spec_version": catalogue.SPEC_VERSION,
+        "profile": profile,
         "host": dict(host),
         "run": {
             "pytest_exit": pytest_exit,
@@ -206,6 +210,7 @@ def render_markdown(cert: Mapping[str, Any]) -> str:
         f"| runtime | {rt['name']} ({rt['version']}) |",
         f"| binary | `{rt['path']}` sha256 `{rt['sha256']}` |",
         f"| suite | bulkhead {cert['suite']['version']}, runtime-spec {cert['spec_version']} |",
+        f"| profile | {cert.get('profile', DEFAULT_PROFILE)} (see docs/profiles.md) |",
         f"| kernel | {host['kernel']} |",
         f"| distribution | {host['distribution']} |",
         f"| cgroups | {host['cgroups']} |",
@@ -248,7 +253,9 @@ def render_markdown(cert: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def pytest_command(runtime: str, out: Path, extra: Sequence[str]) -> list[str]:
+def pytest_command(
+    runtime: str, out: Path, extra: Sequence[str], profile: str = DEFAULT_PROFILE
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -256,6 +263,7 @@ def pytest_command(runtime: str, out: Path, extra: Sequence[str]) -> list[str]:
         "--pyargs",
         "conformance",
         f"--runtime={runtime}",
+        f"--spec-profile={profile}",
         "-p",
         "no:cacheprovider",
         f"--jsonl-report={out / RESULTS}",
@@ -266,17 +274,31 @@ def pytest_command(runtime: str, out: Path, extra: Sequence[str]) -> list[str]:
     ]
 
 
-def certify(runtime: str, out: Path, extra: Sequence[str] = ()) -> tuple[dict[str, Any], int]:
+def certify(
+    runtime: str, out: Path, extra: Sequence[str] = (), profile: str = DEFAULT_PROFILE
+) -> tuple[dict[str, Any], int]:
     """Runs the suite and writes the certificates; returns the certificate and pytest's exit
     code."""
+    from bulkhead.disputes import check_profile
+    from bulkhead.errors import UsageError
     from bulkhead.gate import suite_version
+
+    try:
+        check_profile(profile)
+    except ValueError as exc:
+        raise UsageError(f"failed to certify {runtime}: {exc}") from None
+    if any(arg.startswith("--spec-profile") for arg in extra):
+        # The certificate records the profile: it must be the one the run used.
+        raise UsageError(
+            f"failed to certify {runtime}: give --spec-profile to certify, not after --"
+        )
 
     out = out.absolute()
     out.mkdir(parents=True, exist_ok=True)
     runtime_info = runtime_facts(runtime)
     results_file = out / RESULTS
     results_file.unlink(missing_ok=True)
-    command = pytest_command(runtime, out, extra)
+    command = pytest_command(runtime, out, extra, profile)
     done = subprocess.run(command, cwd=out, check=False)
     if not results_file.is_file():
         raise RuntimeError(
@@ -293,6 +315,7 @@ def certify(runtime: str, out: Path, extra: Sequence[str] = ()) -> tuple[dict[st
         done.returncode,
         command[3:],
         named_ids(),
+        profile,
     )
     (out / "certificate.json").write_text(json.dumps(cert, indent=2) + "\n")
     (out / "certificate.md").write_text(render_markdown(cert))

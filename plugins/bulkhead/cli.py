@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bulkhead.options import DEFAULT_PROFILE, PROFILES
+
 
 def version_line() -> str:
     from bulkhead import catalogue, coverage
@@ -43,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     cert.add_argument("--runtime", required=True, help="runc, crun, a path, or 'reference'")
     cert.add_argument("--out", required=True, type=Path, help="directory for the certificates")
+    cert.add_argument(
+        "--spec-profile",
+        default=DEFAULT_PROFILE,
+        choices=PROFILES,
+        help="what is accepted where runtimes dispute the spec (docs/profiles.md); recorded in "
+        f"the certificate (default {DEFAULT_PROFILE})",
+    )
     cert.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     return parser
 
@@ -58,13 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bulkhead.errors import BulkheadError
 
         try:
-            cert, code = certify(args.runtime, args.out, args.pytest_args)
+            cert, code = certify(args.runtime, args.out, args.pytest_args, args.spec_profile)
         except (BulkheadError, RuntimeError) as exc:
             print(f"bulkhead certify: {exc}", file=sys.stderr)
             return 2
         s = cert["summary"]
         print(
             f"bulkhead certify: {cert['runtime']['name']}: {cert['verdict']} "
+            f"[profile {cert['profile']}] "
             f"({s.get('met', 0)} met, {s.get('deviation', 0)} deviation, "
             f"{s.get('failed', 0)} failed, {s.get('not runnable here', 0)} not runnable here, "
             f"{s.get('not covered', 0)} not covered, of {s['core_requirements']} core "

@@ -31,6 +31,19 @@ version outside ``versions``, so the test's pass there is no strict XPASS::
     versions = "==1.1.5"
     cgroup = "v2"
 
+``profiles`` (optional) says under which ``--spec-profile`` the entry holds: a list of profile
+names (bulkhead.disputes). An entry that exists only because the runtime takes runc's side of a
+disputed behaviour holds under ``strict`` alone: ``runc-compatible`` accepts that behaviour, so
+there the test passes and the entry is not applied (reported as not applicable, not as a strict
+XPASS)::
+
+    [[expect]]
+    test = "test_lifecycle.py::test_delete_of_a_created_container_without_force_errors"
+    reason = "runc deletes a created container without --force"
+    spec = "runtime.delete.3"
+    versions = ">=1.1.5, <1.2"
+    profiles = ["strict"]
+
 Expectations are strict: when the runtime is fixed the test XPASSes and fails the run, so the
 entry has to be removed (or its versions bounded). Entries that match no test are reported, so
 none go stale unseen. An entry with ``strict = false`` (what ``--write-expectations`` writes: a
@@ -47,6 +60,7 @@ from importlib import resources
 from pathlib import Path
 
 from bulkhead.errors import UsageError
+from bulkhead.options import DEFAULT_PROFILE, PROFILES
 
 Version = tuple[int, ...]
 _OPS = ("==", "!=", ">=", "<=", ">", "<")
@@ -54,7 +68,7 @@ _CLAUSE = re.compile(r"^(==|!=|>=|<=|>|<)?\s*(\d+(?:\.\d+)*)$")
 _VERSION = re.compile(r"(?<![\w.])v?(\d+(?:\.\d+)+)")
 # The ``cgroup`` condition's names for the host layouts bulkhead.host.probe_cgroups reports.
 CGROUP_LAYOUTS = {"legacy": "v1", "hybrid": "hybrid", "unified": "v2"}
-_KEYS = ("test", "reason", "spec", "versions", "strict", "cgroup")
+_KEYS = ("test", "reason", "spec", "versions", "strict", "cgroup", "profiles")
 
 
 def host_cgroup_layout() -> str:
@@ -124,14 +138,24 @@ class Expectation:
     strict: bool = True
     # Host cgroup layouts the entry holds on ("v1", "hybrid", "v2"); None: every layout.
     cgroup: frozenset[str] | None = None
+    # The --spec-profile names the entry holds under; None: every profile.
+    profiles: frozenset[str] | None = None
 
     def matches(self, nodeid: str) -> bool:
         return nodeid == self.test or nodeid.endswith("/" + self.test)
 
-    def applies_to(self, version: Version | None, host_cgroup: str | None = None) -> bool:
+    def applies_to(
+        self,
+        version: Version | None,
+        host_cgroup: str | None = None,
+        profile: str = DEFAULT_PROFILE,
+    ) -> bool:
         """Whether the entry holds for a runtime reporting ``version`` (None: unknown) on a host
-        whose cgroup layout is ``host_cgroup`` (None: this host's, probed when it matters)."""
+        whose cgroup layout is ``host_cgroup`` (None: this host's, probed when it matters),
+        under the --spec-profile ``profile``."""
         if self.versions is not None and (version is None or not self.versions.contains(version)):
+            return False
+        if self.profiles is not None and profile not in self.profiles:
             return False
         if self.cgroup is None:
             return True
@@ -142,6 +166,8 @@ class Expectation:
         parts = [self.versions.text] if self.versions else []
         if self.cgroup is not None:
             parts.append("cgroup " + "/".join(sorted(self.cgroup)))
+        if self.profiles is not None:
+            parts.append("profile " + "/".join(p for p in PROFILES if p in self.profiles))
         return "; ".join(parts)
 
     def describe(self, runtime: str) -> str:
@@ -189,9 +215,13 @@ def parse(text: str, source: str) -> list[Expectation]:
                 versions = VersionRange.parse(raw)
             except ValueError as exc:
                 raise UsageError(f"expectations {source}: entry {i} versions: {exc}") from exc
-        cgroup = _cgroup_condition(entry.get("cgroup"), f"expectations {source}: entry {i}")
+        where = f"expectations {source}: entry {i}"
+        cgroup = _cgroup_condition(entry.get("cgroup"), where)
+        profiles = _profiles_condition(entry.get("profiles"), where)
         out.append(
-            Expectation(entry["test"], entry["reason"], entry["spec"], versions, strict, cgroup)
+            Expectation(
+                entry["test"], entry["reason"], entry["spec"], versions, strict, cgroup, profiles
+            )
         )
     return out
 
@@ -210,6 +240,21 @@ def _cgroup_condition(raw: object, where: str) -> frozenset[str] | None:
             f"{where} cgroup: give one of {', '.join(known)} or a list of them, not {raw!r}"
         )
     return frozenset(names)
+
+
+def _profiles_condition(raw: object, where: str) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    # A list only: a bare string would read as one profile to some and as letters to others.
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or any(not isinstance(n, str) or n not in PROFILES for n in raw)
+    ):
+        raise UsageError(
+            f"{where} profiles: give a list of profile names ({', '.join(PROFILES)}), not {raw!r}"
+        )
+    return frozenset(raw)
 
 
 def load(path: Path | None, runtime_name: str) -> tuple[list[Expectation], str]:

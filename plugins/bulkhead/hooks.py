@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hypothesis import settings
 
     from bulkhead.containers import ContainerFactory
+    from bulkhead.disputes import Ask
     from bulkhead.expectations import Expectation, Version
     from bulkhead.host import HostFacts
     from bulkhead.report import SpecLedger
@@ -156,6 +157,7 @@ class BulkheadSession:
     def validate(self) -> None:
         """Values given for our own options are checked now: a usage error, once."""
         _timeout(self.config)
+        self.profile()
         if _opt(self.config, "bulkhead_no_expectations") and _opt(
             self.config, "bulkhead_expectations"
         ):
@@ -178,6 +180,15 @@ class BulkheadSession:
         if self._visible is None:
             self._visible = self.explicit or targets_conformance(self.config)
         return self._visible
+
+    def profile(self) -> str:
+        """The --spec-profile (bulkhead.disputes): what is accepted where runtimes dispute."""
+        from bulkhead.options import DEFAULT_PROFILE, PROFILES
+
+        value = str(_opt(self.config, "bulkhead_spec_profile") or DEFAULT_PROFILE)
+        if value not in PROFILES:
+            raise pytest.UsageError(f"--spec-profile {value}: give one of {', '.join(PROFILES)}")
+        return value
 
     def options(self) -> SuiteOptions:
         from bulkhead.suite import SuiteOptions
@@ -304,6 +315,7 @@ class BulkheadSession:
             xml.add_global_property(f"bulkhead_{key}", value)
         xml.add_global_property("bulkhead_cgroups", probe_host().cgroups.describe())
         xml.add_global_property("bulkhead_expectations", self.expectations()[1])
+        xml.add_global_property("bulkhead_profile", self.profile())
 
     # --- hooks -------------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -329,8 +341,14 @@ class BulkheadSession:
                     f"lists no controllers (--hide-cgroup2-controllers {choice})"
                 )
         lines.append("bulkhead: expectations: " + self._describe_expectations())
+        lines.append("bulkhead: profile " + self._describe_profile())
         lines.append("bulkhead: property tests: " + profiles.describe(self.requested_profile()))
         return lines
+
+    def _describe_profile(self) -> str:
+        from bulkhead import disputes
+
+        return disputes.describe(self.profile())
 
     def _describe_expectations(self) -> str:
         entries, source = self.expectations()
@@ -340,7 +358,7 @@ class BulkheadSession:
             name = Path(runtime_name(self.config)).name
             return f"none (the suite has no file for {name!r}; --expectations FILE names one)"
         version = self.version()
-        applying = sum(e.applies_to(version) for e in entries)
+        applying = sum(e.applies_to(version, profile=self.profile()) for e in entries)
         shown = ".".join(map(str, version)) if version else "an unknown version"
         return f"{source} ({len(entries)} entries, {applying} apply to {shown})"
 
@@ -411,7 +429,7 @@ class BulkheadSession:
             for exp in entries:
                 if not exp.matches(item.nodeid):
                     continue
-                if exp.applies_to(version):
+                if exp.applies_to(version, profile=self.profile()):
                     self.used.add(exp.test)
                     item.add_marker(
                         pytest.mark.xfail(strict=exp.strict, reason=exp.describe(runtime))
@@ -529,6 +547,8 @@ class BulkheadSession:
         if self.collects_results():
             for line in self._write_gate_reports():
                 terminalreporter.write_line("bulkhead: " + line)
+        if self.visible() or self.files:
+            terminalreporter.write_line("bulkhead: profile " + self._describe_profile())
         if self._ledger is not None and self._ledger.verdicts:
             terminalreporter.write_line("bulkhead: " + self._ledger.summary())
             target = _opt(config, "bulkhead_spec_report")
@@ -540,15 +560,22 @@ class BulkheadSession:
         entries, _ = self.expectations()
         in_run = [e for e in entries if e.test.split("::", 1)[0] in self.files]
         version = self.version()
-        other = [e for e in in_run if not e.applies_to(version)]
+        profile = self.profile()
+        other = [e for e in in_run if not e.applies_to(version, profile=profile)]
         if other:
             shown = ".".join(map(str, version)) if version else "an unknown version"
+            why = "other versions"
+            if any(e.profiles is not None and profile not in e.profiles for e in other):
+                why = f"other versions or profiles; this run's profile is {profile}"
             terminalreporter.write_line(
                 f"bulkhead: expectations not applied to {runtime_name(config)} {shown} "
-                "(written for other versions): "
-                + ", ".join(f"{e.test} ({e.conditions()})" for e in other)
+                f"(written for {why}): " + ", ".join(f"{e.test} ({e.conditions()})" for e in other)
             )
-        stale = [e.test for e in in_run if e.applies_to(version) and e.test not in self.used]
+        stale = [
+            e.test
+            for e in in_run
+            if e.applies_to(version, profile=profile) and e.test not in self.used
+        ]
         if stale:
             terminalreporter.write_line(
                 "bulkhead: expectations that matched no collected test: " + ", ".join(stale),
@@ -572,6 +599,7 @@ class BulkheadSession:
             workers=max(self.workers, 1),
             host=probe_host().describe(),
             expectations=self._describe_expectations(),
+            profile=self.profile(),
             suite_version=gate.suite_version(),
             selected=self.selected,
         )
@@ -671,6 +699,26 @@ def host() -> HostFacts:
     from bulkhead.host import probe_host
 
     return probe_host()
+
+
+@pytest.fixture
+def dispute(request: pytest.FixtureRequest) -> Ask:
+    """``dispute(name)``: what the active --spec-profile accepts on a behaviour runtimes dispute
+    (bulkhead.disputes). Each outcome a test reaches is kept in its report's properties."""
+    from bulkhead import disputes
+
+    profile = request.config.stash[_session_key].profile()
+    seen: list[str] = []
+
+    def record(text: str) -> None:
+        if text not in seen:  # a state machine asks again at every step
+            seen.append(text)
+            request.node.user_properties.append(("dispute", text))
+
+    def ask(name: str) -> disputes.Ruling:
+        return disputes.ruling(name, profile, record)
+
+    return ask
 
 
 @pytest.fixture(autouse=True)

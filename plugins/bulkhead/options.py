@@ -15,3 +15,7 @@ REPORT_OPTIONS = (
     "bulkhead_summary_report",
     "bulkhead_html_report",
 )
+# The profiles for the behaviours runtimes dispute (bulkhead.disputes, docs/profiles.md): strict
+# asserts the spec's words, runc-compatible also accepts what runc does on those points.
+PROFILES = ("strict", "runc-compatible")
+DEFAULT_PROFILE = "strict"

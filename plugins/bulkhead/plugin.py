@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bulkhead.options import HIDE_CHOICES
+from bulkhead.options import DEFAULT_PROFILE, HIDE_CHOICES, PROFILES
 
 if TYPE_CHECKING:
     import pytest
@@ -95,6 +95,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "bulkhead_no_expectations",
         "apply no expectations at all (strict: every deviation is a failure)",
         action="store_true",
+    )
+    # Not --profile: pytest-profiling declares that one (see the note above).
+    add(
+        "--spec-profile",
+        "bulkhead_spec_profile",
+        "what the suite accepts where runtimes dispute the spec (docs/profiles.md): strict, "
+        "the spec's words, or runc-compatible, also what runc does, asserted exactly "
+        f"(default {DEFAULT_PROFILE})",
+        choices=PROFILES,
     )
     add(
         "--write-expectations",

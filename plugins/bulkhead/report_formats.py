@@ -5,9 +5,10 @@
   not fail a TAP harness), and a YAML block under each failure; the plan ``1..N`` comes last.
 - JSON lines: one object per test (nodeid, outcome, verdict, spec ids, duration, message, and the
   runtime calls with argv, exit code, duration, stdout and stderr).
-- Markdown: the verdict, the counts, the runtime's share of the wall time, each failure with the
-  spec section and sentence it breaks, and the requirements no collected test covers; what a CI
-  job shows as its summary ($GITHUB_STEP_SUMMARY).
+- Markdown: the verdict, the counts, the runtime's share of the wall time, the --spec-profile
+  (bulkhead.disputes), each failure with the spec section and sentence it breaks, and the
+  requirements no collected test covers; what a CI job shows as its summary
+  ($GITHUB_STEP_SUMMARY).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from bulkhead import catalogue
+from bulkhead import catalogue, disputes
 from bulkhead.results import Results, RunInfo, TestResult
 
 _COUNT_WORDS = (
@@ -120,6 +121,8 @@ def render_markdown(results: Results, info: RunInfo) -> str:
         f"## Bulkhead conformance: {_md(info.title)}: {verdict_word(results)}",
         "",
         f"**{counts_line(results)}** in {info.wall_seconds:.1f} s; {info.runtime_share(results)}.",
+        "",
+        f"Profile: {_md(disputes.describe(info.profile))}.",
         "",
     ]
     reqs = results.requirement_verdicts()

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bulkhead import catalogue
+from bulkhead import catalogue, disputes
 from bulkhead.report_formats import counts_line, uncovered, verdict_word
 from bulkhead.results import Results, RunInfo, TestResult
 
@@ -93,6 +93,7 @@ def render_html(results: Results, info: RunInfo) -> str:
         ("suite", f"bulkhead {info.suite_version}".strip()),
         ("runtime-spec", catalogue.SPEC_VERSION),
         ("expectations", info.expectations),
+        ("profile", disputes.describe(info.profile)),
         ("wall time", f"{info.wall_seconds:.1f} s ({info.workers} worker(s))"),
         ("runtime's share", info.runtime_share(results)),
         *(("host", line) for line in info.host),

@@ -221,6 +221,8 @@ class RunInfo:
     workers: int = 1
     host: Sequence[str] = ()
     expectations: str = ""
+    # The --spec-profile the run used (bulkhead.disputes).
+    profile: str = "strict"
     suite_version: str = ""
     # The requirements the run was asked to cover (--spec-id / --spec-section); None: all.
     selected: frozenset[str] | None = None
