@@ -9,7 +9,6 @@ test: the same command on valid input succeeds.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bulkhead import images
+from bulkhead.diskfull import fill
 from bulkhead.suite import Suite
 from conformance._engine import (
     BUSYBOX,
@@ -235,26 +235,6 @@ def test_tampered_images_are_refused(engine: Engine, scratch: Path) -> None:
         with loaded(engine, path, BENIGN_REF):
             pass
     assert_unchanged(before, engine, "loading and removing the control images")
-
-
-def fill(directory: Path) -> Path:
-    """Writes zeros into ``directory``'s filesystem until it has no room left (ENOSPC)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    chunk = b"\0" * (1 << 20)
-    try:
-        while True:
-            try:
-                os.write(fd, chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                if len(chunk) == 1:
-                    break
-                chunk = chunk[: len(chunk) // 16 or 1]
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_a_full_disk_under_the_root_fails_in_one_line(bulkhead_suite: Suite, scratch: Path) -> None:

@@ -4,7 +4,6 @@ of a tree to compare before and after a refused operation."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import stat
@@ -67,23 +66,3 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Writes into ``directory``'s filesystem until nothing more fits (ENOSPC)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    chunk = b"\0" * (1 << 20)
-    try:
-        while True:
-            try:
-                os.write(fd, chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                if len(chunk) == 1:
-                    break
-                chunk = chunk[: len(chunk) // 16 or 1]
-    finally:
-        os.close(fd)
-    return filler

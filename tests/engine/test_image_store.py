@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _imagesupport import fill, scratch_layout, small_tmpfs, tree
+from _imagesupport import scratch_layout, small_tmpfs, tree
 
 from bulkhead import images
+from bulkhead.diskfull import fill
 from reference_runtime.engine.errors import EngineError
 from reference_runtime.engine.images import store as store_module
 from reference_runtime.engine.images.layertar import Readable

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _imagesupport import fill, mounts_below, scratch_layout, small_tmpfs, tree
+from _imagesupport import mounts_below, scratch_layout, small_tmpfs, tree
 
 from bulkhead import images
+from bulkhead.diskfull import fill
 from reference_runtime.engine.errors import EngineError
 from reference_runtime.engine.images.store import ImageStore
 from reference_runtime.engine.layout import Layout
