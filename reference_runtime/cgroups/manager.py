@@ -9,6 +9,8 @@
   ancestor's ``cgroup.subtree_control`` and writes v2 files.
 
 Files and directories are passed in (``fs``), so unit tests run against a temporary tree.
+The resource mapping (cgroups/mapping.py) is imported by ``create`` only: ``kill``, ``delete``
+and ``exec`` restore a manager from the state and never write a limit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 
-from reference_runtime.cgroups.mapping import device_program, v1_writes, v2_writes
 from reference_runtime.errors import SyscallError
 from reference_runtime.linux.files import write_file
 
@@ -284,6 +285,8 @@ class V1Manager(Manager):
             self.paths["unified"] = hierarchies.v2 + path
 
     def writes(self, resources: dict[str, Any]) -> list[Write]:
+        from reference_runtime.cgroups.mapping import v1_writes
+
         return v1_writes(resources)
 
     def _controller_dir(self, controller: str) -> str | None:
@@ -335,9 +338,13 @@ class V2Manager(Manager):
         self.paths["unified"] = self.mount + path
 
     def writes(self, resources: dict[str, Any]) -> list[Write]:
+        from reference_runtime.cgroups.mapping import v2_writes
+
         return v2_writes(resources)
 
     def create(self, resources: dict[str, Any]) -> None:
+        from reference_runtime.cgroups.mapping import device_program
+
         writes = self.writes(resources)
         # Encoded (and the rules validated) before anything is made.
         program = device_program(resources)

@@ -7,6 +7,6 @@ imported only when that verb runs.
 
 from __future__ import annotations
 
-from reference_runtime.cli.main import main
+from reference_runtime.cli.main import leave, main
 
-__all__ = ["main"]
+__all__ = ["leave", "main"]

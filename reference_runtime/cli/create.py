@@ -42,11 +42,12 @@ def options_of(parsed: Parsed) -> Options:
 def run(g: Globals, args: list[str]) -> int:
     from reference_runtime.cgroups import warmup
 
-    parsed = parse(args, OPTIONS, aliases={"b": "bundle"})
-    cid = one_id(g, parsed)
-    options = options_of(parsed)
-    helper = warmup.start()  # before the heavy imports: see cgroups/warmup.py
+    # First: the grace period it waits for elapses during the imports (options_of's too).
+    helper = warmup.start()
     try:
+        parsed = parse(args, OPTIONS, aliases={"b": "bundle"})
+        cid = one_id(g, parsed)
+        options = options_of(parsed)
         from reference_runtime.lifecycle.create import create
 
         debug = g.log.debug if g.debug else None

@@ -17,11 +17,12 @@ OPTIONS = {**CREATE_OPTIONS, "detach": FLAG, "keep": FLAG, "no-subreaper": FLAG}
 def run(g: Globals, args: list[str]) -> int:
     from reference_runtime.cgroups import warmup
 
-    parsed = parse(args, OPTIONS, aliases={"b": "bundle", "d": "detach"})
-    cid = one_id(g, parsed)
-    options = options_of(parsed)
-    helper = warmup.start()  # before the heavy imports: see cgroups/warmup.py
+    # First: the grace period it waits for elapses during the imports (options_of's too).
+    helper = warmup.start()
     try:
+        parsed = parse(args, OPTIONS, aliases={"b": "bundle", "d": "detach"})
+        cid = one_id(g, parsed)
+        options = options_of(parsed)
         from reference_runtime.lifecycle.run import run as run_container
 
         debug = g.log.debug if g.debug else None

@@ -41,8 +41,6 @@ class Container:
         fifo = alive and os.path.exists(self.store.fifo(self.id))
         frozen = False
         if alive and not fifo:
-            from reference_runtime.lifecycle.pause import is_frozen
-
             frozen = is_frozen(self.state)
         return derive(alive, fifo, frozen)
 
@@ -62,3 +60,31 @@ class Container:
         if self.state.get("annotations"):
             out["annotations"] = self.state["annotations"]
         return out
+
+
+# The freezer, which every status needs (pause.py changes it): here, so that `state` and
+# `kill` of a running container import nothing more.
+def freezer_file(state: dict[str, object]) -> tuple[str, str, str] | None:
+    """(file, value meaning frozen, value meaning thawed) of the container's freezer."""
+    cg = state.get("cgroup")
+    if not isinstance(cg, dict):
+        return None
+    paths: dict[str, str] = cg.get("paths", {})
+    if "freezer" in paths:
+        return paths["freezer"] + "/freezer.state", "FROZEN", "THAWED"
+    if cg.get("version") == "v2" and "unified" in paths:
+        return paths["unified"] + "/cgroup.freeze", "1", "0"
+    return None
+
+
+def is_frozen(state: dict[str, object]) -> bool:
+    where = freezer_file(state)
+    if where is None:
+        return False
+    try:
+        # Bytes: a text read would import the ascii codec on every `state` (start-up cost).
+        with open(where[0], "rb") as f:
+            value = f.read().strip().decode(errors="replace")
+    except OSError:
+        return False
+    return value in (where[1], "FREEZING")

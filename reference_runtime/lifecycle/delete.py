@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-from reference_runtime.lifecycle.container import Container
-from reference_runtime.lifecycle.create import wait_gone
+from reference_runtime.lifecycle.container import Container, is_frozen
 from reference_runtime.lifecycle.kill import cgroup_of
 from reference_runtime.lifecycle.status import Status, check
 from reference_runtime.lifecycle.store import STATE_FILE
+from reference_runtime.linux.proc import wait_gone
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ def destroy(ctr: Container) -> list[str]:
         _sigkill(pid)
     # A paused container's processes keep the SIGKILL pending until thawed (the v1 freezer
     # does not wake them for it; cgroup-v1/freezer-subsystem.rst), as runc's delete does too.
-    from reference_runtime.lifecycle.pause import thaw_if_frozen
+    if is_frozen(ctr.state):
+        from reference_runtime.lifecycle.pause import thaw_if_frozen
 
-    thaw_if_frozen(ctr.state)
+        thaw_if_frozen(ctr.state)
     wait_gone(ctr.pid, ctr.state.get("start_time"))
     manager.destroy()
     ctr.store.remove(ctr.id)

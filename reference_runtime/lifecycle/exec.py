@@ -134,6 +134,8 @@ def exec_process(
             # never told about it.
             raise SpecError("linux.seccomp: exec into a container with a seccomp listener "
                             "(SCMP_ACT_NOTIFY) is not supported yet")  # fmt: skip
+    if placed is not None:
+        placed.stop()  # last, so the fork's join finds the lock warm (cgroups/warmup.py)
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
@@ -147,8 +149,6 @@ def exec_process(
         outcome = protocol.Outcome(protocol.receive_all(r))
     finally:
         os.close(r)
-    if placed is not None:
-        placed.stop()  # before any wait below could reap it as "a child"
     if outcome.error is not None:
         os.waitpid(child, 0)
         raise outcome.error

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-from reference_runtime.cgroups.manager import restore
 from reference_runtime.errors import SyscallError
 from reference_runtime.lifecycle.container import Container
 from reference_runtime.lifecycle.status import check
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 def cgroup_of(ctr: Container) -> Manager:
     """The container's cgroups, from what create recorded (never probed again)."""
+    from reference_runtime.cgroups.manager import restore  # kill needs it for --all only
+
     cg = ctr.state.get("cgroup") or {}
     return restore(cg.get("version", "none"), cg.get("paths", {}), cg.get("dirs", []))
 

@@ -1,4 +1,8 @@
-"""``pause`` / ``resume``: the freezer (cgroup-v1 freezer.state, or cgroup v2 cgroup.freeze)."""
+"""``pause`` / ``resume``: the freezer (cgroup-v1 freezer.state, or cgroup v2 cgroup.freeze).
+
+Which file is the freezer, and whether it is frozen, is in lifecycle/container.py: every status
+needs it, and ``state`` or ``kill`` of a running container then imports nothing more.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,15 @@ import os
 import time
 
 from reference_runtime.errors import SpecError, SyscallError
-from reference_runtime.lifecycle.container import Container
+from reference_runtime.lifecycle.container import Container, freezer_file, is_frozen
 from reference_runtime.lifecycle.status import check
 from reference_runtime.linux.files import write_file
+
+__all__ = ["freezer_file", "is_frozen", "pause", "resume", "thaw_if_frozen"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from reference_runtime.lifecycle.store import Store
-
-
-def freezer_file(state: dict[str, object]) -> tuple[str, str, str] | None:
-    """(file, value meaning frozen, value meaning thawed) of the container's freezer."""
-    cg = state.get("cgroup")
-    if not isinstance(cg, dict):
-        return None
-    paths: dict[str, str] = cg.get("paths", {})
-    if "freezer" in paths:
-        return paths["freezer"] + "/freezer.state", "FROZEN", "THAWED"
-    if cg.get("version") == "v2" and "unified" in paths:
-        return paths["unified"] + "/cgroup.freeze", "1", "0"
-    return None
-
-
-def is_frozen(state: dict[str, object]) -> bool:
-    where = freezer_file(state)
-    if where is None:
-        return False
-    try:
-        with open(where[0], encoding="ascii") as f:
-            value = f.read().strip()
-    except OSError:
-        return False
-    return value in (where[1], "FREEZING")
 
 
 def thaw_if_frozen(state: dict[str, object]) -> None:
@@ -61,8 +42,8 @@ def _set(ctr: Container, frozen: bool) -> None:
         # v1 passes through FREEZING until every task has stopped (cgroup-v1/freezer-subsystem).
         deadline = time.monotonic() + 5
         while True:
-            with open(path, encoding="ascii") as f:
-                if f.read().strip() == want:
+            with open(path, "rb") as f:
+                if f.read().strip() == want.encode():
                     return
             if time.monotonic() > deadline:
                 raise SyscallError(110, "freeze", path)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+from reference_runtime.errors import SyscallError
+
 
 def stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of /proc/<pid>/stat (state first), or None if the process is gone.
@@ -32,6 +37,22 @@ def is_alive(pid: int, started: int | None) -> bool:
     return fields[0] not in ("Z", "X", "x")
 
 
+def wait_gone(pid: int, started: int | None, timeout: float = 10.0) -> None:
+    """Waits until the process has died (a zombie counts as dead); reaps it if it is ours."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while is_alive(pid, started):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass  # not our child: its parent (or the host's init) reaps it
+        if time.monotonic() > deadline:
+            raise SyscallError(110, "wait", f"pid {pid}")  # ETIMEDOUT
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
 def close_inherited_fds(keep: range = range(0)) -> None:
     """Closes every descriptor above stderr that the runtime's caller left open, but ``keep``
     (--preserve-fds).
@@ -41,8 +62,6 @@ def close_inherited_fds(keep: range = range(0)) -> None:
     container could reach it as /proc/<init>/fd/N or name it in process.cwd. The caller's are
     the inheritable ones: the runtime's own fds are all O_CLOEXEC (PEP 446).
     """
-    import os
-
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd <= 2 or fd in keep:

@@ -212,7 +212,10 @@ class System:
         from reference_runtime.errors import SpecError
         from reference_runtime.linux import constants as c
 
-        rel = os.path.relpath(host_path, root)
+        prefix = root.rstrip("/") + "/"
+        # What relpath would give for a path below root, without its normalising (~40 us).
+        rel = (host_path[len(prefix):] if host_path.startswith(prefix)
+               else os.path.relpath(host_path, root))  # fmt: skip
         try:
             rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:

@@ -178,8 +178,12 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
         os._exit(1)
     if pid == 0:
         container_init(plan, pipe, system)  # never returns
-    protocol.send(pipe, protocol.PID, str(pid))
-    os._exit(0)
+    try:
+        protocol.send(pipe, protocol.PID, str(pid))
+    finally:
+        # Even when the runtime has stopped listening (an error came first): a forked copy
+        # must never unwind into the runtime's own code and its rollback.
+        os._exit(0)
 
 
 def _console(plan: InitPlan, system: System) -> int:
