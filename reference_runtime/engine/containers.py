@@ -187,12 +187,16 @@ class ContainerStore:
         return directory
 
 
-def remove_dir(directory: Path) -> None:
-    shm = directory / "mounts" / "shm"
-    if shm.is_dir() and os.path.ismount(shm):
+def unmount(path: Path) -> None:
+    """Detaches the mount at ``path`` if there is one (MNT_DETACH, umount(2))."""
+    if os.path.ismount(path):
         from reference_runtime.linux import libc  # the mount wrappers, only when needed
 
-        libc.umount2(str(shm), 0x2)  # MNT_DETACH: umount(2)
+        libc.umount2(str(path), 0x2)
+
+
+def remove_dir(directory: Path) -> None:
+    unmount(directory / "mounts" / "shm")
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -24,11 +24,11 @@ from reference_runtime.engine import containers, spec
 from reference_runtime.engine.containers import Container, ContainerStore
 from reference_runtime.engine.errors import EngineError
 from reference_runtime.engine.layout import Layout
-from reference_runtime.engine.runtime import OciRuntime
+from reference_runtime.engine.network.endpoint import MODES as NETWORK_MODES
+from reference_runtime.engine.runtime import OciRuntime, cgroup_v2
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # docker's container name rule
 MONITOR_START_TIMEOUT = 60.0
-NETWORK_MODES = ("bridge", "none")
 
 
 @dataclass
@@ -56,10 +56,6 @@ class Settings:
     runtime: str = "runc"
     cgroup_parent: str = "/bulkhead"
     subnet: str = "172.30.0.0/16"
-
-
-def _cgroup_v2() -> bool:
-    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 
 def network(settings: Settings) -> Any:
@@ -128,7 +124,7 @@ def run(settings: Settings, opts: RunOptions, *, foreground: bool) -> tuple[Cont
         shm = directory / "mounts" / "shm"
         shm.mkdir(parents=True)
         _mount_shm(shm)
-        undo.callback(_unmount, shm)
+        undo.callback(containers.unmount, shm)
 
         uid, gid, groups = spec.resolve_user(str(image_config.get("User") or ""), rootfs)
         run_spec = spec.RunSpec(
@@ -141,7 +137,7 @@ def run(settings: Settings, opts: RunOptions, *, foreground: bool) -> tuple[Cont
         paths = spec.ContainerPaths(files["hostname"], files["hosts"], files["resolv.conf"], shm)
         cgroups_path = f"{settings.cgroup_parent.rstrip('/')}/{cid}"
         config = spec.oci_config(run_spec, rootfs=rootfs, netns=endpoint.netns, paths=paths,
-                                 cgroups_path=cgroups_path, cgroup_v2=_cgroup_v2())  # fmt: skip
+                                 cgroups_path=cgroups_path, cgroup_v2=cgroup_v2())  # fmt: skip
         bundle = layout.bundles / cid
         bundle.mkdir(parents=True)
         undo.callback(shutil.rmtree, bundle, True)
@@ -194,13 +190,6 @@ def _mount_shm(path: Path) -> None:
 
     # MS_NOSUID | MS_NODEV | MS_NOEXEC, as docker mounts the container's shm.
     libc.mount("shm", str(path), "tmpfs", 0x2 | 0x4 | 0x8, f"mode=1777,size={spec.SHM_SIZE}")
-
-
-def _unmount(path: Path) -> None:
-    from reference_runtime.linux import libc
-
-    if os.path.ismount(path):
-        libc.umount2(str(path), 0x2)  # MNT_DETACH
 
 
 def _record(
@@ -295,7 +284,7 @@ def release(layout: Layout, container: Container, runtime: OciRuntime | None = N
         steps.append(lambda: runtime.delete(container.id))
     steps += [
         lambda: Overlay2(layout).unmount(str(extra["RwLayer"])),
-        lambda: _unmount(container.shm),
+        lambda: containers.unmount(container.shm),
         lambda: network(Settings(layout)).disconnect(container.id),
         lambda: shutil.rmtree(layout.bundles / container.id, ignore_errors=True),
     ]

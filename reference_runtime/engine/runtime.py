@@ -27,6 +27,11 @@ CALL_TIMEOUT = 60.0
 HYBRID_CGROUP2 = Path("/sys/fs/cgroup/unified")
 
 
+def cgroup_v2() -> bool:
+    """A pure cgroup v2 host: the unified hierarchy is mounted at /sys/fs/cgroup itself."""
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
 def _reference_binary() -> Path:
     beside = Path(sys.executable).parent / "bulkhead-runtime"
     if beside.is_file():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import sys
 import time
@@ -141,4 +140,6 @@ def backing_filesystem(path: Path) -> str:
 
 
 def cgroup_version() -> str:
-    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+    from reference_runtime.engine.runtime import cgroup_v2
+
+    return "2" if cgroup_v2() else "1"

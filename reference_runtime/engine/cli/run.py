@@ -11,6 +11,7 @@ from typing import Any
 from reference_runtime.engine import lifecycle, views
 from reference_runtime.engine.errors import EngineError
 from reference_runtime.engine.lifecycle import RunOptions, Settings
+from reference_runtime.engine.network.endpoint import MODES
 
 
 def register(verbs: Any) -> None:
@@ -30,7 +31,7 @@ def register(verbs: Any) -> None:
     )
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--runtime", dest="run_runtime", metavar="RUNTIME")
-    p.add_argument("--network", default="bridge", choices=lifecycle.NETWORK_MODES)
+    p.add_argument("--network", default="bridge", choices=MODES)
     p.add_argument("--read-only", action="store_true")
     p.add_argument("--memory", "-m")
     p.add_argument("--pids-limit", type=int)
