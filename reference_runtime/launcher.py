@@ -16,6 +16,11 @@ launcher disables it (``gc.disable()``: reference counting still frees everythin
 The interpreter's teardown (every module and object freed one by one at exit) costs ~5 ms, so
 the launcher leaves with ``os._exit`` once stdout and stderr are flushed.
 
+Two things happen before the command line is even imported: the runtime's modules are served
+from one compiled archive (codearchive.py, written beside the package's .pyc files when the
+launcher is installed), and for create, run and exec the cgroup warm-up thread starts
+(cgroups/warmup.py), so the kernel's grace period runs during every import that follows.
+
 DEST defaults to ``bulkhead-runtime`` beside the interpreter (where pip put the console script,
 which this replaces; ``pip uninstall`` still removes it by name).
 """
@@ -23,31 +28,63 @@ which this replaces; ``pip uninstall`` still removes it by name).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 TEMPLATE = """#!{python} -IS
 # The reference runtime's launcher (python -m reference_runtime.launcher): no site, no re,
-# no cyclic garbage collector, no interpreter teardown (reference_runtime/launcher.py).
+# no cyclic garbage collector, no interpreter teardown, modules from one archive, the cgroup
+# warm-up first (reference_runtime/launcher.py).
 import gc
 gc.disable()
 import sys
 sys.path.insert(0, {root!r})
+from reference_runtime import codearchive
+codearchive.install({archive!r})
+from reference_runtime.cgroups import warmup
+warmup.early(sys.argv)
 from reference_runtime.cli import leave, main
-leave(main())
+code = main()
+warmup.finish()
+leave(code)
 """
 
 
-def launcher_text(python: str, root: str) -> str:
-    return TEMPLATE.format(python=python, root=root)
+# Run by the launcher's interpreter, which may not be the one installing it.
+ARCHIVE_BUILD = """import sys
+sys.path.insert(0, sys.argv[1])
+from reference_runtime import codearchive
+codearchive.build(sys.argv[1] + "/reference_runtime", sys.argv[2])
+"""
+
+
+def archive_path(root: str, python_tag: str) -> str:
+    """Where the launcher for one interpreter (its cache tag: ``cpython-311``) finds the
+    archive: beside the package's own compiled files."""
+    return os.path.join(root, "reference_runtime", "__pycache__", f"launcher.{python_tag}.codes")
+
+
+def launcher_text(python: str, root: str, archive: str) -> str:
+    return TEMPLATE.format(python=python, root=root, archive=archive)
 
 
 def install(dest: Path, python: str | None = None) -> Path:
     """Writes the launcher to ``dest`` atomically (a running runtime keeps its old file)."""
     root = str(Path(__file__).resolve().parent.parent)
+    python = python or sys.executable
+    # The archive is in the marshal format of the interpreter the launcher names.
+    tag = subprocess.run([python, "-IS", "-c", "import sys; print(sys.implementation.cache_tag)"],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    archive = archive_path(root, tag)
+    os.makedirs(os.path.dirname(archive), exist_ok=True)
+    # Without column tables (-X no_debug_ranges): smaller code objects, less memory in every verb.
+    subprocess.run(
+        [python, "-IS", "-X", "no_debug_ranges", "-c", ARCHIVE_BUILD, root, archive], check=True
+    )
     # The interpreter as invoked (a venv's bin/python, not the base it links to): -I keeps the
     # venv's prefix, which is all the standard library needs.
-    text = launcher_text(python or sys.executable, root)
+    text = launcher_text(python, root, archive)
     part = dest.with_name(f".{dest.name}.part")
     part.write_text(text)
     part.chmod(0o755)

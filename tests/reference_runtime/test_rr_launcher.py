@@ -19,15 +19,15 @@ def test_the_launcher_runs_the_runtime_without_site(tmp_path: Path) -> None:
     assert version.stdout.startswith("bulkhead-runtime version ")
     # -S: no site-packages on the path, so nothing but the standard library can leak in.
     probe = dest.read_text().replace(
-        "leave(main())",
+        "code = main()",
         "print(sys.flags.no_site, sys.flags.isolated, any('site-packages' in p for p in sys.path),"
-        " __import__('gc').isenabled())",
+        " __import__('gc').isenabled(), type(sys.meta_path[0]).__name__); code = 0",
     )
     assert probe != dest.read_text()
     (tmp_path / "probe").write_text(probe)
     (tmp_path / "probe").chmod(0o755)
     seen = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True, check=True)
-    assert seen.stdout.split() == ["1", "1", "False", "False"]
+    assert seen.stdout.split() == ["1", "1", "False", "False", "Archive"]
 
 
 def test_leave_flushes_what_python_buffered_and_exits_as_sys_exit_would() -> None:
