@@ -137,7 +137,7 @@ def create(
     options: Options | None = None,
 ) -> Container:
     """Creates the container; ``placed`` (the cgroup warm-up helper) is stopped just before
-    the first fork, whose cgroup join then finds the kernel's lock warm."""
+    stage 1 is put in its cgroups, whose join then finds the kernel's lock warm."""
     check_id(container_id)
     cfg = load_bundle(bundle)
     state_dir = store.dir(container_id)
@@ -175,8 +175,6 @@ def create(
             os.chmod(fifo, 0o622)  # the umask must not take away the init's write access
         except OSError as exc:
             raise SyscallError(exc.errno or 0, "mkfifo", fifo) from None
-        plan.cgroup.create(cfg.resources)
-        undo.append(plan.cgroup.destroy)
         runtime_hooks = hooks_of(cfg.raw, "prestart") + hooks_of(cfg.raw, "createRuntime")
         idmapped = any(isinstance(s, MountStep) and s.idmap is not None for s in plan.rootfs)
         if idmapped:
@@ -185,9 +183,18 @@ def create(
 
             undo.append(lambda: close_trees(plan.rootfs, system))
             open_trees(plan.rootfs, system)
-        if placed is not None:
-            placed.stop()  # last, so the fork's join finds the lock warm (cgroups/warmup.py)
-        pid, started = _spawn(plan, system, undo, runtime_hooks, hook_base(cfg, container_id))
+
+        def place(child: int) -> None:
+            # While stage 1 makes the namespaces (two cores: the ~1 ms of a new network
+            # namespace overlaps the cgroups' mkdirs, which wait out the warm-up's grace period).
+            plan.cgroup.create(cfg.resources)
+            undo.append(plan.cgroup.destroy)
+            if placed is not None:
+                placed.stop()  # so the join finds the lock warm (cgroups/warmup.py)
+            plan.cgroup.join(child)
+
+        pid, started = _spawn(plan, system, undo, runtime_hooks, hook_base(cfg, container_id),
+                              place)  # fmt: skip
         if idmapped:
             close_trees(plan.rootfs, system)  # the init holds its own copies
         if cfg.net_devices:
@@ -238,8 +245,13 @@ def _spawn(
     undo: list[Callable[[], None]],
     runtime_hooks: list[Hook],
     base: dict[str, object],
+    place: Callable[[int], None],
 ) -> tuple[int, int]:
     """Forks stage 1; returns the init's pid and start time once it is ready.
+
+    Stage 1 is forked before the container's cgroups exist: ``place`` makes them and puts
+    stage 1 in them while it makes the namespaces, then says so on the placed pipe; stage 1
+    makes a cgroup namespace and forks the init only after that.
 
     With prestart/createRuntime hooks, the init stops after its mounts and waits on a control
     pipe while the runtime runs them (process/protocol.py). With a seccomp listener, the init's
@@ -259,24 +271,27 @@ def _spawn(
     user_control = os.pipe() if plan.user_maps is not None else None
     if user_control is not None:
         plan.user_sync_fd = user_control[0]
+    placed = os.pipe()
+    plan.placed_fd = placed[0]
+    pipes = (control, user_control, placed)
     try:
         child = os.fork()
     except OSError as exc:
-        for fd in (r, w, *(control or ()), *(user_control or ()), *(seccomp_pair or ())):
+        for fd in (r, w, *(control or ()), *(user_control or ()), *placed, *(seccomp_pair or ())):
             os.close(fd)
         raise SyscallError(exc.errno or 0, "fork") from None
     if child == 0:
         os.close(r)
         if seccomp_pair is not None:
             os.close(seccomp_pair[0])
-        for pair in (control, user_control):
+        for pair in pipes:
             if pair is not None:
                 os.close(pair[1])
         stage1(plan, w, system)  # never returns
     os.close(w)
     if seccomp_pair is not None:
         os.close(seccomp_pair[1])
-    for pair in (control, user_control):
+    for pair in pipes:
         if pair is not None:
             os.close(pair[0])
     pid: int | None = None
@@ -288,6 +303,8 @@ def _spawn(
     # stage 1 has said which pid it got (measured: 1 create in 150-300); those wait for it.
     early: list[list[str]] = []
     try:
+        place(child)
+        os.write(placed[1], b"g")
         while not ready:
             msg = early.pop(0) if early and pid is not None else reader.next()
             if msg is None:
@@ -320,7 +337,7 @@ def _spawn(
         os.close(r)
         if seccomp_pair is not None:
             os.close(seccomp_pair[0])
-        for pair in (control, user_control):
+        for pair in pipes:
             if pair is not None:
                 os.close(pair[1])  # end of file for a child still waiting: it exits
         if child:
