@@ -119,4 +119,4 @@ def test_a_helper_that_cannot_write_just_exits_quietly(
     _, status = os.waitpid(helper.pid, 0)
     assert os.waitstatus_to_exitcode(status) != 0, "the shell's redirection failed"
     helper.stop()
-    assert capfd.readouterr() == ("", ""), "and said nothing: its stdio is /dev/null"
+    assert capfd.readouterr() == ("", ""), "and said nothing (its stderr went to /dev/null)"
