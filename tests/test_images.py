@@ -315,20 +315,26 @@ def test_unknown_kinds_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown tamper kind"):
         images.tamper(layout, "nonsense")
     with pytest.raises(ValueError, match="unknown hostile image kind"):
-        images.hostile_image("nonsense")
+        images.hostile_image("nonsense", aim="/tmp/canary")
     with pytest.raises(ValueError, match="unknown layer entry kind"):
         images.LayerEntry("x", "socket")
 
 
 HOSTILE_TOPS = {
     "dotdot": [("../../escape", tarfile.REGTYPE, "")],
-    "absolute": [("/abs/path", tarfile.REGTYPE, "")],
+    "absolute": [("/tmp/canary/abs/path", tarfile.REGTYPE, "")],
     "device": [("dev", tarfile.DIRTYPE, ""), ("dev/evil", tarfile.CHRTYPE, "")],
     "block": [("dev", tarfile.DIRTYPE, ""), ("dev/disk", tarfile.BLKTYPE, "")],
     "hardlink-out": [("passwd-link", tarfile.LNKTYPE, "../../etc/passwd")],
     "hardlink-missing": [("early", tarfile.LNKTYPE, "not/yet/there")],
-    "hardlink-through": [("etc3", tarfile.SYMTYPE, "/etc"), ("x", tarfile.LNKTYPE, "etc3/passwd")],
-    "symlink-through": [("etc2", tarfile.SYMTYPE, "/etc"), ("etc2/pwned", tarfile.REGTYPE, "")],
+    "hardlink-through": [
+        ("etc3", tarfile.SYMTYPE, "/tmp/canary"),
+        ("x", tarfile.LNKTYPE, "etc3/passwd"),
+    ],
+    "symlink-through": [
+        ("etc2", tarfile.SYMTYPE, "/tmp/canary"),
+        ("etc2/pwned", tarfile.REGTYPE, ""),
+    ],
     "symlink-parent": [("d", tarfile.SYMTYPE, "../../.."), ("d/x", tarfile.REGTYPE, "")],
     "whiteout-dotdot": [("etc", tarfile.DIRTYPE, ""), ("etc/.wh...", tarfile.REGTYPE, "")],
 }
@@ -336,7 +342,8 @@ HOSTILE_TOPS = {
 
 @pytest.mark.parametrize("kind", images.HOSTILE_KINDS)
 def test_hostile_images_carry_the_attack_verbatim(kind: str) -> None:
-    image = images.hostile_image(kind)
+    """Verbatim but for where the escapes point: the aim (a canary), never the host's /etc."""
+    image = images.hostile_image(kind, aim="/tmp/canary")
     assert image.layers[:3] == images.busybox_test_image().layers
     members = _members(images.layer_tar(image.layers[-1], 0))
     # tarfile keeps the name as written (a directory's trailing "/" is dropped on reading).
@@ -350,8 +357,9 @@ def test_hostile_images_can_aim_at_a_canary() -> None:
     assert [(e.path, e.target) for e in through] == [("etc2", "/tmp/canary"), ("etc2/pwned", "")]
     absolute = images.hostile_image("absolute", aim="/tmp/canary").layers[-1]
     assert [e.path for e in absolute] == ["/tmp/canary/abs/path"]
-    # Kinds that do not aim at an absolute path are unchanged.
-    assert images.hostile_image("dotdot", aim="/x").layers == images.hostile_image("dotdot").layers
+    # Kinds that do not aim at an absolute path do not depend on it.
+    dotdot = images.hostile_image("dotdot", aim="/x").layers
+    assert dotdot == images.hostile_image("dotdot", aim="/y").layers
     with pytest.raises(ValueError, match="absolute directory"):
         images.hostile_image("absolute", aim="relative")
 

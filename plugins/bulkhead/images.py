@@ -350,24 +350,23 @@ _HOSTILE: dict[str, Callable[[], list[LayerEntry]]] = {
 HOSTILE_KINDS = tuple(_HOSTILE)
 
 
-def hostile_image(kind: str, *, aim: str | None = None) -> ImageSpec:
+def hostile_image(kind: str, *, aim: str) -> ImageSpec:
     """busybox_test_image plus one hostile top layer (HOSTILE_KINDS).
 
-    The attacks aim at the host's /etc (symlinks to it) and /abs (an absolute member). ``aim``,
-    an absolute directory, puts it in their place (symlinks to ``aim``, the member
-    ``aim``/abs/path): a test that points it at a canary of its own sees an escape there, and
-    an engine that fails the test cannot write on the host."""
+    The attacks that name an absolute place aim at ``aim``, an absolute directory: symlinks to
+    it, and the absolute member ``aim``/abs/path. It has no default: a test points it at a
+    canary of its own and sees an escape there, so an extractor that fails the test cannot
+    write on the host (written as attacks are, these would aim at the host's /etc)."""
     if kind not in _HOSTILE:
         raise ValueError(f"unknown hostile image kind {kind!r}: one of {', '.join(_HOSTILE)}")
-    if aim is not None and not aim.startswith("/"):
+    if not aim.startswith("/"):
         raise ValueError(f"aim must be an absolute directory, not {aim!r}")
     layer = _HOSTILE[kind]()
-    if aim is not None:
-        for entry in layer:
-            if entry.kind == "symlink" and entry.target == "/etc":
-                entry.target = aim
-            elif entry.path.startswith("/abs/"):
-                entry.path = aim.rstrip("/") + entry.path
+    for entry in layer:
+        if entry.kind == "symlink" and entry.target == "/etc":
+            entry.target = aim
+        elif entry.path.startswith("/abs/"):
+            entry.path = aim.rstrip("/") + entry.path
     image = busybox_test_image()
     image.layers.append(layer)
     return image

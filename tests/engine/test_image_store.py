@@ -333,7 +333,7 @@ def test_each_hostile_layer_is_refused_and_nothing_escapes(store: ImageStore, la
     canary.mkdir()
     (canary / "passwd").write_text("canary\n")
     aimed = images.hostile_image(kind, aim=str(canary))
-    assert images.hostile_image(kind).layers[:-1] == aimed.layers[:-1]
+    assert images.busybox_test_image().layers == aimed.layers[:-1]
     around = [tmp_path / "escape", layout.root / "x", layout.overlay2 / "x"]
     outside = set(os.listdir(tmp_path))
     path = images.write_oci_layout(aimed, tmp_path / kind, f"bulkhead/{kind}")
