@@ -241,17 +241,6 @@ profiles = ["strict"]
 """
 
 
-@pytest.fixture
-def fake_runtime(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A runtime binary that can only tell its version."""
-    monkeypatch.delenv("OCI_RUNTIME", raising=False)
-    monkeypatch.delenv("RUNTIME", raising=False)
-    path = pytester.path / "fake-runtime"
-    path.write_text('#!/bin/sh\necho "fake-runtime version 9.9"\n')
-    path.chmod(0o755)
-    return path
-
-
 def test_the_fixture_follows_the_option_and_the_header_and_summary_name_it(
     pytester: pytest.Pytester, fake_runtime: Path
 ) -> None:

@@ -72,17 +72,6 @@ def test_body(containers):
 """
 
 
-@pytest.fixture
-def fake_runtime(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A runtime binary that can only tell its version; the environment names no other."""
-    monkeypatch.delenv("OCI_RUNTIME", raising=False)
-    monkeypatch.delenv("RUNTIME", raising=False)
-    path = pytester.path / "fake-runtime"
-    path.write_text('#!/bin/sh\necho "fake-runtime version 9.9"\n')
-    path.chmod(0o755)
-    return path
-
-
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "no:cacheprovider", *args)
 

@@ -252,19 +252,12 @@ def test_counts():
 """
 
 
-def _fake_runtime(directory: Path) -> Path:
-    path = directory / "fake-runtime"
-    path.write_text('#!/bin/sh\necho "fake-runtime version 9.9"\n')
-    path.chmod(0o755)
-    return path
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite's fixtures need root")
 def test_our_profile_applies_to_our_tests_and_no_other(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_runtime: Path
 ) -> None:
     _clean_env(monkeypatch)
-    fake = _fake_runtime(pytester.path)
+    fake = fake_runtime
     pytester.makepyfile(test_mixed=MIXED.format(ours=8, theirs=100, profile="default"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--runtime={fake}")
     result.assert_outcomes(passed=4)
@@ -275,10 +268,10 @@ def test_our_profile_applies_to_our_tests_and_no_other(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite's fixtures need root")
 def test_a_profile_given_on_the_command_line_is_respected(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_runtime: Path
 ) -> None:
     _clean_env(monkeypatch)
-    fake = _fake_runtime(pytester.path)
+    fake = fake_runtime
     pytester.makeconftest(
         "from hypothesis import settings\n"
         "settings.register_profile('mine', max_examples=5, deadline=None)\n"
