@@ -18,7 +18,7 @@ the launcher leaves with ``os._exit`` once stdout and stderr are flushed.
 
 Two things happen before the command line is even imported: the runtime's modules are served
 from one compiled archive (codearchive.py, written beside the package's .pyc files when the
-launcher is installed), and for create, run and exec the cgroup warm-up thread starts
+launcher is installed), and for create, run and exec the cgroup warm-up helper starts
 (cgroups/warmup.py), so the kernel's grace period runs during every import that follows.
 
 DEST defaults to ``bulkhead-runtime`` beside the interpreter (where pip put the console script,
@@ -51,11 +51,15 @@ leave(code)
 """
 
 
-# Run by the launcher's interpreter, which may not be the one installing it.
-ARCHIVE_BUILD = """import sys
+# Run by the launcher's interpreter, which may not be the one installing it: the archive is in
+# its marshal format and named by its cache tag. Prints where the archive is.
+ARCHIVE_BUILD = """import os, sys
 sys.path.insert(0, sys.argv[1])
-from reference_runtime import codearchive
-codearchive.build(sys.argv[1] + "/reference_runtime", sys.argv[2])
+from reference_runtime import codearchive, launcher
+archive = launcher.archive_path(sys.argv[1], sys.implementation.cache_tag)
+os.makedirs(os.path.dirname(archive), exist_ok=True)
+codearchive.build(sys.argv[1] + "/reference_runtime", archive)
+print(archive)
 """
 
 
@@ -73,15 +77,11 @@ def install(dest: Path, python: str | None = None) -> Path:
     """Writes the launcher to ``dest`` atomically (a running runtime keeps its old file)."""
     root = str(Path(__file__).resolve().parent.parent)
     python = python or sys.executable
-    # The archive is in the marshal format of the interpreter the launcher names.
-    tag = subprocess.run([python, "-IS", "-c", "import sys; print(sys.implementation.cache_tag)"],
-                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    archive = archive_path(root, tag)
-    os.makedirs(os.path.dirname(archive), exist_ok=True)
     # Without column tables (-X no_debug_ranges): smaller code objects, less memory in every verb.
-    subprocess.run(
-        [python, "-IS", "-X", "no_debug_ranges", "-c", ARCHIVE_BUILD, root, archive], check=True
-    )
+    archive = subprocess.run(
+        [python, "-IS", "-X", "no_debug_ranges", "-c", ARCHIVE_BUILD, root],
+        stdout=subprocess.PIPE, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
     # The interpreter as invoked (a venv's bin/python, not the base it links to): -I keeps the
     # venv's prefix, which is all the standard library needs.
     text = launcher_text(python, root, archive)

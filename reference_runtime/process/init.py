@@ -93,8 +93,8 @@ class InitPlan:
         self.user_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None
         self.user_sync_fd: int | None = None
         # The read end of the pipe on which the runtime says stage 1 is in its cgroups (it
-        # makes them while stage 1 makes the namespaces). None: stage 1 joins them itself.
-        self.placed_fd: int | None = None
+        # makes them and puts stage 1 in them while stage 1 makes the namespaces).
+        self.placed_fd = -1
         self.state_fd = -1  # opened by stage 1, while still privileged on the host
         # The runtime's flock on the state directory: a copy in a child would keep it held
         # (flock(2) belongs to the open file), so stage 1 closes it first.
@@ -138,8 +138,6 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
     try:
         if plan.lock_fd >= 0:
             os.close(plan.lock_fd)
-        if plan.placed_fd is None:
-            plan.cgroup.join(os.getpid())
         # As host root still: a user namespace's root may not even search the bundle's parents.
         if _fifo_through_proc(plan):
             # Only the fifo itself, as runc does: an O_PATH of a host directory in the init is
@@ -172,10 +170,9 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
             rest = [kind for kind in plan.create if kind != "user"]
         # A new cgroup namespace is rooted at the cgroup its maker is in: made after the join.
         ns.unshare([kind for kind in rest if kind != "cgroup"])
-        if plan.placed_fd is not None:
-            if os.read(plan.placed_fd, 1) != b"g":
-                os._exit(1)  # the runtime gave up (its cgroups failed); it reports why
-            os.close(plan.placed_fd)
+        if os.read(plan.placed_fd, 1) != b"g":
+            os._exit(1)  # the runtime gave up (its cgroups failed); it reports why
+        os.close(plan.placed_fd)
         if "cgroup" in rest:
             ns.unshare(["cgroup"])
         if "time" in plan.create and plan.time_offsets:
