@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,7 @@ from bulkhead.containers import Container, ContainerFactory, poll
 from bulkhead.disputes import Ask
 from bulkhead.hostview import ProcessRef, cgroup_dirs, cmdline, is_alive, signal_process
 from bulkhead.runtime import Call
+from conformance._cgroups import ProcessCgroups, procs_of
 from conformance._support import (
     WAIT_FOREVER,
     assert_ended,
@@ -596,3 +599,57 @@ def test_a_config_without_process_cannot_be_started(
             running(ctr)
         finally:
             ctr.close_stdio()
+
+
+# --- a foreground run ------------------------------------------------------------------------
+
+
+def test_a_foreground_run_keeps_its_own_processes_out_of_the_container(
+    containers: ContainerFactory,
+) -> None:
+    """runc's ``run`` waits in the foreground and exits with the program's status. Whatever
+    process the runtime keeps for that (itself, a stage of its own) is not the container's:
+    every cgroup the container was given holds only processes of its pid namespace, so its
+    pids limit, ``kill --all`` and ``ps`` see the container alone. The init must be found
+    there (the control: the probe sees what is in the cgroup)."""
+    with containers.bundle(containers.spec(sh("touch /ready; " + WAIT_FOREVER))) as (cid, bundle):
+        argv = containers.client.argv("run", "--bundle", str(bundle.path), cid)
+        quiet = subprocess.DEVNULL
+        run = subprocess.Popen(argv, stdin=quiet, stdout=quiet, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)  # fmt: skip
+        try:
+            poll(lambda: True if (bundle.upper / "ready").exists() else None, timeout=10.0,
+                 what=f"/ready written by container {cid}")  # fmt: skip
+            init = int(state_of(containers, cid)["pid"])
+            pid_ns = os.stat(f"/proc/{init}/ns/pid").st_ino
+            own = ProcessCgroups(os.getpid()).dirs()
+            placed = {m: d for m, d in ProcessCgroups(init).dirs().items() if d != own[m]}
+            assert placed, f"the init {init} is in no cgroup of its own: {own}"
+            for _ in range(3):  # a while, not a moment: a helper may be placed late
+                for directory in placed.values():
+                    procs = procs_of(directory)
+                    assert init in procs, f"the init {init} is not in {directory}/cgroup.procs"
+                    strangers = [p for p in procs if _pid_ns_of(p) not in (pid_ns, None)]
+                    assert not strangers, (
+                        f"{directory} holds processes outside the container's pid namespace "
+                        f"while `run` waits: {[(p, cmdline(p)) for p in strangers]} (the "
+                        f"runtime is pid {run.pid})"
+                    )
+                time.sleep(0.1)
+            containers.client.kill(cid, "KILL")
+            code = run.wait(timeout=10)
+        finally:
+            if run.poll() is None:
+                containers.client.delete(cid, force=True, check=False, cleanup=True)
+                run.wait(timeout=10)
+            assert run.stderr is not None
+            err = run.stderr.read()
+            run.stderr.close()
+    assert code == 128 + 9, f"a foreground run whose program was SIGKILLed exited {code}: {err}"
+
+
+def _pid_ns_of(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None  # gone since cgroup.procs was read

@@ -15,10 +15,10 @@ is in, a move to where it already is that still takes the lock. The grace period
 while the runtime imports modules and reads the config, instead of in the cgroup join. The
 launcher starts it before it imports the command line (``early``: the verb is read from argv
 by hand, with the global options' names kept in step with cli/main.py by a unit test); run
-any other way, the verb starts it (``start``). Just before its first fork for the container,
-the runtime writes once itself (``stop``: at once if the window is open, else it waits for
-what is left of the grace period) and reaps the helper; stage 1's writes a millisecond later
-find the window open.
+any other way, the verb starts it (``start``). Just before a process joins the container's
+cgroups (the init, or exec's stage 1), the runtime writes once itself (``stop``: at once if the
+window is open, else it waits for what is left of the grace period) and reaps the helper; the
+join right after finds the window open.
 
 Measured on this host (2026-12-01, 20 interleaved rounds of ``run`` of /bin/true and the
 create/start/kill/delete cycle, each way started by the launcher): a forked helper 47.1 and

@@ -39,7 +39,6 @@ from reference_runtime.engine.layout import Layout
 # How long output may keep arriving after the init died: the pipes reach end of file when the
 # last process holding them exits, which a pid namespace's end makes prompt.
 DRAIN_SECONDS = 5.0
-PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
 class LogWriter:
@@ -242,6 +241,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from reference_runtime.linux import libc
+    from reference_runtime.linux.constants import PR_SET_CHILD_SUBREAPER
 
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     monitor = Monitor(layout, cid, int(status_fd))

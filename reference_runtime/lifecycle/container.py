@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 
 
 class Container:
-    __slots__ = ("id", "state", "store")
+    __slots__ = ("id", "parent", "state", "store")
 
     def __init__(self, store: Store, container_id: str, state: dict[str, Any]) -> None:
         self.store = store
         self.id = container_id
         self.state = state
+        # Set by a foreground run's create: stage 1, the init's parent, which exits with the
+        # init's status (process/init.py); 0 otherwise.
+        self.parent = 0
 
     @classmethod
     def load(cls, store: Store, container_id: str) -> Container:

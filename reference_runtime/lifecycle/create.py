@@ -40,7 +40,8 @@ SPEC_VERSION = "1.3.0"
 class Options:
     """The command line's say in how the container is made (create and run)."""
 
-    __slots__ = ("console_fd", "console_socket", "no_new_keyring", "no_pivot", "preserve_fds")
+    __slots__ = ("console_fd", "console_socket", "foreground", "no_new_keyring", "no_pivot",
+                 "preserve_fds")  # fmt: skip
 
     def __init__(
         self,
@@ -56,6 +57,8 @@ class Options:
         self.no_new_keyring = no_new_keyring
         # A connected socket for the pty's master, made by a foreground `run` (lifecycle/run.py)
         self.console_fd: int | None = None
+        # A foreground `run`: stage 1 stays as the init's parent (Container.parent)
+        self.foreground = False
 
 
 def build_plan(
@@ -86,6 +89,7 @@ def build_plan(
         time_offsets=cfg.time_offsets,
     )  # fmt: skip
     plan.preserve_fds = opts.preserve_fds
+    plan.foreground = opts.foreground
     if not opts.no_new_keyring:
         plan.keyring = container_id
     if cfg.seccomp is not None:
@@ -184,17 +188,19 @@ def create(
             undo.append(lambda: close_trees(plan.rootfs, system))
             open_trees(plan.rootfs, system)
 
-        def place(child: int) -> None:
-            # While stage 1 makes the namespaces (two cores: the ~1 ms of a new network
-            # namespace overlaps the cgroups' mkdirs, which wait out the warm-up's grace period).
+        def make() -> None:
+            # While stage 1 makes the namespaces (two cores: the mkdirs wait out the warm-up's
+            # grace period meanwhile).
             plan.cgroup.create(cfg.resources)
             undo.append(plan.cgroup.destroy)
+
+        def place(init: int) -> None:
             if placed is not None:
                 placed.stop()  # so the join finds the lock warm (cgroups/warmup.py)
-            plan.cgroup.join(child)
+            plan.cgroup.join(init)
 
-        pid, started = _spawn(plan, system, undo, runtime_hooks, hook_base(cfg, container_id),
-                              place)  # fmt: skip
+        pid, started, parent = _spawn(plan, system, undo, runtime_hooks,
+                                      hook_base(cfg, container_id), make, place)  # fmt: skip
         if idmapped:
             close_trees(plan.rootfs, system)  # the init holds its own copies
         if cfg.net_devices:
@@ -236,7 +242,9 @@ def create(
             for warning in run_all_warning(hooks_of(cfg.raw, "poststop"), stopped):
                 os.write(2, f"warning: {warning}\n".encode())
         raise
-    return Container(store, container_id, state)
+    ctr = Container(store, container_id, state)
+    ctr.parent = parent
+    return ctr
 
 
 def _spawn(
@@ -245,13 +253,17 @@ def _spawn(
     undo: list[Callable[[], None]],
     runtime_hooks: list[Hook],
     base: dict[str, object],
+    make: Callable[[], None],
     place: Callable[[int], None],
-) -> tuple[int, int]:
-    """Forks stage 1; returns the init's pid and start time once it is ready.
+) -> tuple[int, int, int]:
+    """Forks stage 1; returns the init's pid and start time once it is ready, and stage 1's pid
+    in a foreground run (it stays as the init's parent; else 0, reaped).
 
-    Stage 1 is forked before the container's cgroups exist: ``place`` makes them and puts
-    stage 1 in them while it makes the namespaces, then says so on the placed pipe; stage 1
-    makes a cgroup namespace and forks the init only after that.
+    Stage 1 is forked before the container's cgroups exist: ``make`` makes them while stage 1
+    makes the namespaces; ``place`` puts the init in them once stage 1 says which pid it got,
+    and the placed pipe says so to the init, which makes a cgroup namespace and goes on only
+    after that. So the init says nothing before its pid is known, and stage 1 is never in the
+    container's cgroups.
 
     With prestart/createRuntime hooks, the init stops after its mounts and waits on a control
     pipe while the runtime runs them (process/protocol.py). With a seccomp listener, the init's
@@ -298,26 +310,23 @@ def _spawn(
     started: int | None = None
     ready = False
     reader = protocol.Reader(r)
-    # Stage 1 sends the pid after its fork, the init its messages as it gets there: two
-    # writers, in no set order. Under load the init can say "mounted" or even "ready" before
-    # stage 1 has said which pid it got (measured: 1 create in 150-300); those wait for it.
-    early: list[list[str]] = []
     try:
-        place(child)
-        os.write(placed[1], b"g")
+        make()
         while not ready:
-            msg = early.pop(0) if early and pid is not None else reader.next()
+            msg = reader.next()
             if msg is None:
                 break
-            if pid is None and msg[0] in (protocol.MOUNTED, protocol.SECCOMP, protocol.READY):
-                early.append(msg)
-                continue
             if msg[0] == protocol.PID:
                 pid = int(msg[1])
                 started = start_time(pid)
+                if plan.foreground:
+                    undo.append(_reaper(child))  # after the init is ended (undo runs reversed)
                 undo.append(_killer(pid, started))
-                os.waitpid(child, 0)
-                child = 0
+                place(pid)
+                os.write(placed[1], b"g")
+                if not plan.foreground:
+                    os.waitpid(child, 0)  # it exits once it has sent the pid
+                    child = 0
             elif msg[0] == protocol.USERNS and user_control is not None:
                 assert plan.user_maps is not None
                 _write_id_maps(child, *plan.user_maps)
@@ -334,17 +343,22 @@ def _spawn(
             elif msg[0] == protocol.ERROR:
                 raise protocol.error_of(msg)
     finally:
-        os.close(r)
         if seccomp_pair is not None:
             os.close(seccomp_pair[0])
         for pair in pipes:
             if pair is not None:
                 os.close(pair[1])  # end of file for a child still waiting: it exits
-        if child:
-            os.waitpid(child, 0)
+        if pid is None:
+            # A failure before the init's pid came: it may have been forked all the same, and
+            # ends at the end of file above. Once neither child holds the pipe, both are gone.
+            while reader.next() is not None:
+                continue
+        os.close(r)
+        if child and not (plan.foreground and pid is not None):
+            os.waitpid(child, 0)  # else the rollback reaps it, once the init is ended
     if not ready or pid is None or started is None:
         raise ContainerInitError("the container's init exited before it was ready")
-    return pid, started
+    return pid, started, child
 
 
 def _serve_listener(seccomp: Filter, sock: int, base: dict[str, object], pid: int) -> None:
@@ -390,6 +404,16 @@ def _write_id_maps(
 
 def _closer(fd: int) -> Callable[[], None]:
     return lambda: os.close(fd)
+
+
+def _reaper(child: int) -> Callable[[], None]:
+    def reap() -> None:
+        try:  # noqa: SIM105 - contextlib would cost start-up time
+            os.waitpid(child, 0)
+        except ChildProcessError:
+            pass  # tolerated: already reaped by a wait for any child
+
+    return reap
 
 
 def _killer(pid: int, started: int | None) -> Callable[[], None]:

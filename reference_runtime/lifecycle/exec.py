@@ -18,12 +18,11 @@ from reference_runtime import jsonio
 from reference_runtime.errors import SpecError, UsageError
 from reference_runtime.lifecycle.container import Container
 from reference_runtime.lifecycle.kill import cgroup_of
-from reference_runtime.lifecycle.run import exit_code
 from reference_runtime.lifecycle.status import check
 from reference_runtime.linux import namespaces as ns
 from reference_runtime.linux.constants import NAMESPACES, PERSONALITIES, PR_SET_DUMPABLE
 from reference_runtime.linux.libc import prctl
-from reference_runtime.linux.proc import close_inherited_fds
+from reference_runtime.linux.proc import close_inherited_fds, exit_code
 from reference_runtime.linux.signals import reset_for_exec
 from reference_runtime.linux.tty import become_terminal_of, open_pty, send_master, set_size
 from reference_runtime.process import protocol

@@ -1,19 +1,20 @@
 """``run``: create + start, and in the foreground wait for the program and delete after it.
 
-In the foreground the runtime marks itself a child subreaper (PR_SET_CHILD_SUBREAPER): when
-stage 1 exits, the init is re-parented to the runtime instead of the host's init, so the
-runtime can wait for it and exit with its status, as runc does.
+In the foreground, stage 1 of create stays as the init's parent and exits with the init's
+status (process/init.py), so the runtime waits for its own child and exits with that status,
+as runc does. runc makes itself a child subreaper for it; here that would mean ctypes in the
+runtime's own process, whose peak memory the benchmark compares with runc's. ``--no-subreaper``
+is accepted for runc's sake and changes nothing: the runtime is never one.
 """
 
 from __future__ import annotations
 
 import os
 
-from reference_runtime.lifecycle.create import create
+from reference_runtime.lifecycle.create import Options, create
 from reference_runtime.lifecycle.delete import delete
 from reference_runtime.lifecycle.start import start_container
-from reference_runtime.linux import constants as c
-from reference_runtime.linux import libc
+from reference_runtime.linux.proc import exit_code
 from reference_runtime.linux.signals import forward_to
 
 TYPE_CHECKING = False
@@ -21,15 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from reference_runtime.cgroups.warmup import Warmup
-    from reference_runtime.lifecycle.create import Options
     from reference_runtime.lifecycle.store import Store
     from reference_runtime.linux.system import System
-
-
-def exit_code(status: int) -> int:
-    """A wait status as a shell reports it: the exit code, or 128 + the signal number."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 def _wants_tty(bundle: str) -> bool:
@@ -45,12 +39,12 @@ def _wants_tty(bundle: str) -> bool:
 
 
 def wait_for(pid: int) -> int:
-    """Reaps children until ``pid`` exits (orphans re-parented to us are reaped on the way)."""
+    """Reaps children until ``pid`` exits (the warm-up helper, if still unreaped, on the way)."""
     while True:
         try:
             got, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            return 255  # should not happen: the init is our child
+            return 255  # should not happen: stage 1 is our child
         except InterruptedError:
             continue
         if got == pid:
@@ -69,17 +63,16 @@ def run(
     placed: Warmup | None = None,
     options: Options | None = None,
 ) -> int:
-    if not detach:
-        libc.prctl(c.PR_SET_CHILD_SUBREAPER, 1)
     console = None
-    if not detach and (options is None or options.console_socket is None) and _wants_tty(bundle):
-        # A terminal in the foreground: the runtime is its own console socket and relays
-        # between its stdio and the pty's master until the program exits (as runc does).
-        from reference_runtime.lifecycle.create import Options
-        from reference_runtime.linux.tty import console_pair
-
+    if not detach:
         options = options or Options()
-        console, options.console_fd = console_pair()
+        options.foreground = True
+        if options.console_socket is None and _wants_tty(bundle):
+            # A terminal in the foreground: the runtime is its own console socket and relays
+            # between its stdio and the pty's master until the program exits (as runc does).
+            from reference_runtime.linux.tty import console_pair
+
+            console, options.console_fd = console_pair()
     ctr = create(store, container_id, bundle, system=system, pid_file=pid_file, debug=debug,
                  placed=placed, options=options)  # fmt: skip
     if console is not None and options is not None and options.console_fd is not None:
@@ -89,6 +82,8 @@ def run(
     except BaseException:
         if os.path.isdir(store.dir(container_id)):
             delete(store, container_id, force=True)
+        if ctr.parent:
+            os.waitpid(ctr.parent, 0)  # the init is ended: stage 1 exits too
         raise
     if detach:
         return 0
@@ -98,7 +93,7 @@ def run(
             from reference_runtime.linux.tty import receive_master, relay
 
             relay(receive_master(console))
-        code = wait_for(ctr.pid)
+        code = wait_for(ctr.parent)
     finally:
         delete(store, container_id, force=True)
     return code

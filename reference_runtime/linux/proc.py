@@ -21,6 +21,12 @@ def stat_fields(pid: int) -> list[str] | None:
     return raw.rpartition(")")[2].split()
 
 
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal number."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
 def start_time(pid: int) -> int | None:
     """Field 22, starttime (clock ticks after boot): with the pid it names one process."""
     fields = stat_fields(pid)

@@ -1,4 +1,5 @@
-"""The two children of ``create``: stage 1 (namespaces) and the container's init.
+"""The two children of ``create``: stage 1 (the namespaces only a fork enters) and the
+container's init (the rest of the container).
 
 Both run in a forked copy of the runtime and never return: they end in ``os._exit`` or
 ``execve``. Everything they do comes from an ``InitPlan`` the parent built and validated, and
@@ -47,6 +48,7 @@ class InitPlan:
         "create",
         "create_container_hooks",
         "domainname",
+        "foreground",
         "hook_state",
         "hostname",
         "join",
@@ -92,9 +94,11 @@ class InitPlan:
         # while stage 1 waits on user_sync_fd.
         self.user_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None
         self.user_sync_fd: int | None = None
-        # The read end of the pipe on which the runtime says stage 1 is in its cgroups (it
-        # makes them and puts stage 1 in them while stage 1 makes the namespaces).
+        # The read end of the pipe on which the runtime says the init is in its cgroups (it
+        # makes them while stage 1 makes the namespaces, and puts the init in them by pid).
         self.placed_fd = -1
+        # A foreground run: stage 1 stays as the init's parent and exits with its status.
+        self.foreground = False
         self.state_fd = -1  # opened by stage 1, while still privileged on the host
         # The runtime's flock on the state directory: a copy in a child would keep it held
         # (flock(2) belongs to the open file), so stage 1 closes it first.
@@ -133,8 +137,22 @@ def _fifo_through_proc(plan: InitPlan) -> bool:
     )  # fmt: skip
 
 
+# The namespaces a process enters only through its next fork (pid_namespaces(7),
+# time_namespaces(7)), and the user namespace that must own them: stage 1 makes or joins these
+# and forks the init into them; the init makes or joins the rest itself.
+STAGE1_NAMESPACES = ("user", "pid", "time")
+
+# What a terminal or a supervisor sends a foreground run's process group: the runtime passes
+# it on to the init (linux/signals.py FORWARDED), so stage 1, still the init's parent, must
+# not die of it first.
+_IGNORED_BY_PARENT = ("HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH", "ALRM", "TSTP",
+                      "TTIN", "TTOU")  # fmt: skip
+
+
 def stage1(plan: InitPlan, pipe: int, system: System) -> None:
-    """Joins and creates the namespaces, then forks the init (pid 1 of a new pid namespace)."""
+    """Makes or joins the user, pid and time namespaces, then forks the init (pid 1 of a new
+    pid namespace), which makes the rest. In a foreground run it stays as the init's parent
+    and exits with its status; otherwise it exits once it has sent the init's pid."""
     try:
         if plan.lock_fd >= 0:
             os.close(plan.lock_fd)
@@ -146,8 +164,12 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
             plan.state_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
         else:
             plan.state_fd = os.open(plan.state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Every path is opened now, as host root: inside a joined user namespace some would no
+        # longer be ours to open. The init joins its share of them.
         fds = [(kind, path, ns.open_namespace(path)) for kind, path in _order(plan.join)]
         for kind, path, fd in fds:
+            if kind not in STAGE1_NAMESPACES:
+                continue
             ns.join(fd, kind, path)
             os.close(fd)
             if kind == "user":
@@ -155,7 +177,6 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
                 # with them fail with EOVERFLOW. Its root (the namespace's own ids) instead.
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
-        rest = plan.create
         if "user" in plan.create:
             # user_namespaces(7): created alone first, so that the namespaces made next are
             # owned by it; the runtime writes uid_map/gid_map from outside, then we are root.
@@ -167,14 +188,7 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
             os.close(plan.user_sync_fd)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-            rest = [kind for kind in plan.create if kind != "user"]
-        # A new cgroup namespace is rooted at the cgroup its maker is in: made after the join.
-        ns.unshare([kind for kind in rest if kind != "cgroup"])
-        if os.read(plan.placed_fd, 1) != b"g":
-            os._exit(1)  # the runtime gave up (its cgroups failed); it reports why
-        os.close(plan.placed_fd)
-        if "cgroup" in rest:
-            ns.unshare(["cgroup"])
+        ns.unshare([kind for kind in plan.create if kind in ("pid", "time")])
         if "time" in plan.create and plan.time_offsets:
             # time_namespaces(7): offsets are written before any process enters the namespace
             # (the next fork's child does).
@@ -186,13 +200,41 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
         protocol.send_error(pipe, exc)
         os._exit(1)
     if pid == 0:
-        container_init(plan, pipe, system)  # never returns
+        rest = [(kind, path, fd) for kind, path, fd in fds if kind not in STAGE1_NAMESPACES]
+        container_init(plan, pipe, system, rest)  # never returns
+    code = 0
     try:
-        protocol.send(pipe, protocol.PID, str(pid))
+        try:  # noqa: SIM105 - contextlib would cost start-up time
+            protocol.send(pipe, protocol.PID, str(pid))
+        except OSError:
+            pass  # the runtime has stopped listening (an error came first): the init ends too
+        if plan.foreground:
+            code = _parent_of(pid)
     finally:
-        # Even when the runtime has stopped listening (an error came first): a forked copy
-        # must never unwind into the runtime's own code and its rollback.
-        os._exit(0)
+        # A forked copy must never unwind into the runtime's own code and its rollback.
+        os._exit(code)
+
+
+def _parent_of(init: int) -> int:
+    """A foreground run's stage 1: waits for the init and returns its status for the runtime
+    to read as its own, so the runtime never adopts it (no PR_SET_CHILD_SUBREAPER, which the
+    runtime could only set through ctypes, at ~300 KB of its peak memory).
+
+    Stage 1 is in the host's namespaces (but for the container's user namespace, if it has
+    one) and in the runtime's cgroups: not counted against the container's pids, not reached
+    by ``kill --all``, not listed by ``ps``, and out of sight of the container, whose pid
+    namespace is below it.
+    """
+    import _signal
+
+    from reference_runtime.linux.proc import exit_code
+    from reference_runtime.linux.signals import SIGNALS
+
+    for name in _IGNORED_BY_PARENT:
+        _signal.signal(SIGNALS[name], _signal.SIG_IGN)
+    os.closerange(3, 1 << 20)  # the init has its own copies; ours would hold the pipes open
+    _, status = os.waitpid(init, 0)
+    return exit_code(status)
 
 
 def _console(plan: InitPlan, system: System) -> int:
@@ -226,9 +268,23 @@ def _load_seccomp(plan: InitPlan, pipe: int) -> None:
     protocol.send(pipe, protocol.SECCOMP)
 
 
-def container_init(plan: InitPlan, pipe: int, system: System) -> None:
-    """Builds the container around this process, reports ready, waits for start, execs."""
+def container_init(
+    plan: InitPlan, pipe: int, system: System, joins: list[tuple[str, str, int]]
+) -> None:
+    """Makes or joins the namespaces stage 1 left to it (``joins``: opened by stage 1, mount
+    last), builds the container around this process, reports ready, waits for start, execs."""
     try:
+        for kind, path, fd in joins:
+            ns.join(fd, kind, path)
+            os.close(fd)
+        ns.unshare([k for k in plan.create if k not in STAGE1_NAMESPACES and k != "cgroup"])
+        # The runtime puts this process in the container's cgroups, then says so: a new cgroup
+        # namespace is rooted at the cgroup its maker is in, and nothing may fork before.
+        if os.read(plan.placed_fd, 1) != b"g":
+            os._exit(1)  # the runtime gave up (its cgroups failed); it reports why
+        os.close(plan.placed_fd)
+        if "cgroup" in plan.create:
+            ns.unshare(["cgroup"])
         os.setsid()
         # Python's own SIGINT handler would turn a signal to the waiting init into a traceback;
         # with default dispositions it behaves like any init (pid_namespaces(7)).

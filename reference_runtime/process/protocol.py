@@ -4,9 +4,16 @@
 
     runtime (create)            stage-1 child                 init (pid 1 of the container)
     ─────────────────           ─────────────────             ──────────────────────────────
-    fork ───────────────────►   join cgroup, setns, unshare
-                                fork ──────────────────────►  setsid, hostname, mounts
-          ◄─── "pid N" ──────── exit 0
+    fork ───────────────────►   user, pid, time namespaces
+    make the cgroups            (the user one: "userns",
+                                then the runtime's id maps)
+                                fork ──────────────────────►  setns, unshare the others
+          ◄─── "pid N" ──────── exit 0 (a foreground run:     waits on the placed pipe
+                                waits for the init, exits
+                                with its status)
+    put N in the cgroups;
+    "g" on the placed pipe ─────────────────────────────────► a cgroup namespace, setsid,
+                                                              hostname, mounts
         (only with prestart/createRuntime hooks:)
           ◄─────────────────────────────────── "mounted" ──── waits on the control pipe
     run prestart, createRuntime
