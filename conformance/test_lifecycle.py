@@ -604,13 +604,15 @@ def test_a_config_without_process_cannot_be_started(
 # --- a foreground run ------------------------------------------------------------------------
 
 
+@pytest.mark.spec("runtime.lifecycle.1")
 def test_a_foreground_run_keeps_its_own_processes_out_of_the_container(
     containers: ContainerFactory,
 ) -> None:
     """runc's ``run`` waits in the foreground and exits with the program's status. Whatever
-    process the runtime keeps for that (itself, a stage of its own) is not the container's:
-    every cgroup the container was given holds only processes of its pid namespace, so its
-    pids limit, ``kill --all`` and ``ps`` see the container alone. The init must be found
+    process the runtime keeps for that (itself, a stage of its own) is not part of the
+    environment config.json describes: every cgroup the container was given holds only
+    processes of its pid namespace, so its pids limit, ``kill --all`` and ``ps`` see the
+    container alone. The init must be found
     there (the control: the probe sees what is in the cgroup)."""
     with containers.bundle(containers.spec(sh("touch /ready; " + WAIT_FOREVER))) as (cid, bundle):
         argv = containers.client.argv("run", "--bundle", str(bundle.path), cid)

@@ -350,9 +350,13 @@ def _spawn(
                 os.close(pair[1])  # end of file for a child still waiting: it exits
         if pid is None:
             # A failure before the init's pid came: it may have been forked all the same, and
-            # ends at the end of file above. Once neither child holds the pipe, both are gone.
-            while reader.next() is not None:
-                continue
+            # ends at the end of file above. Once neither child holds the pipe, both are ending.
+            late = None
+            while (msg := reader.next()) is not None:
+                if msg[0] == protocol.PID:
+                    late = int(msg[1])
+            if late is not None:
+                wait_gone(late, None)
         os.close(r)
         if child and not (plan.foreground and pid is not None):
             os.waitpid(child, 0)  # else the rollback reaps it, once the init is ended
