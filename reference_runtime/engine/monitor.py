@@ -35,6 +35,7 @@ from typing import IO, Any
 from reference_runtime.engine import containers
 from reference_runtime.engine.errors import EngineError
 from reference_runtime.engine.layout import Layout
+from reference_runtime.linux.proc import exit_code  # docker reports it the shell's way too
 
 # How long output may keep arriving after the init died: the pipes reach end of file when the
 # last process holding them exits, which a pid namespace's end makes prompt.
@@ -79,6 +80,7 @@ class Monitor:
         self.proxy: Any = None
         self.pid = 0
         self.exit_code: int | None = None
+        self.log: LogWriter | None = None
 
     # --- reporting to the CLI -----------------------------------------------------------
     def tell(self, line: str) -> None:
@@ -131,11 +133,16 @@ class Monitor:
             PidStart=proc.start_time(self.pid),
         )
         self.container.save()
+        # Before the CLI hears "ok": a foreground run opens the log right after, and its open
+        # file reads on even when a --rm container's files are gone by the time it reads.
+        # Made only in pump, a short container's log could come and go between two of the
+        # CLI's attempts to open it, and its output was lost (seen once in CI, 2026-12-02).
+        self.log = LogWriter(self.container.log_path)
         return out_r, err_r
 
     # --- run ----------------------------------------------------------------------------
     def pump(self, out_r: int, err_r: int) -> None:
-        log = LogWriter(self.container.log_path)
+        log = self.log or LogWriter(self.container.log_path)
         sel = selectors.DefaultSelector()
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)
@@ -208,12 +215,6 @@ class Monitor:
             if self.container.hostconfig.get("AutoRemove"):
                 lifecycle.remove_files(self.layout, self.container)
         self.tell(f"exit {self.exit_code}")
-
-
-def exit_code(status: int) -> int:
-    """A shell's convention, which docker reports too: the exit status, or 128 + the signal."""
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
 
 
 def ports_document(bound: list[Any]) -> dict[str, list[dict[str, str]]]:

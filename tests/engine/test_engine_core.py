@@ -196,6 +196,45 @@ def test_the_json_log_keeps_streams_and_partial_lines(tmp_path: Path) -> None:
     assert all(r["time"].endswith("Z") and len(r["time"]) == 30 for r in records)
 
 
+def test_the_log_exists_before_the_monitor_says_ok(tmp_path: Path) -> None:
+    """A foreground run opens the container's log as soon as the monitor says "ok"; a short
+    --rm container can end and have its files removed before a later try, so the monitor
+    makes the log before it returns from start (a recording fake stands in for the runtime)."""
+    from types import SimpleNamespace
+
+    log_path = tmp_path / "c-json.log"
+    made_before_start: list[bool] = []
+
+    class FakeRuntime:
+        name = "fake"
+
+        def create(self, cid: str, bundle: Path, pid_file: Path, out_w: int, err_w: int) -> object:
+            pid_file.write_text(str(os.getpid()))  # a live process, as the init would be
+            return SimpleNamespace(returncode=0)
+
+        def start(self, cid: str) -> None:
+            made_before_start.append(log_path.exists())
+
+    m = monitor.Monitor.__new__(monitor.Monitor)
+    m.container = SimpleNamespace(id="c", extra={}, state={}, log_path=log_path,
+                                  save=lambda: None)  # fmt: skip
+    m.runtime, m.bundle, m.proxy, m.pid, m.exit_code, m.log = (
+        FakeRuntime(),
+        tmp_path,
+        None,
+        0,
+        None,
+        None,
+    )
+    out_r, err_r = m.start()
+    try:
+        assert log_path.exists() and m.log is not None, "no log yet when the CLI is told ok"
+        assert made_before_start == [False], "made once the container has started, not before"
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+
+
 def test_exit_codes_are_the_shells() -> None:
     pid = os.fork()
     if pid == 0:
