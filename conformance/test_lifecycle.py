@@ -30,7 +30,14 @@ from hypothesis import example, given
 from bulkhead import strategies
 from bulkhead.containers import Container, ContainerFactory, poll
 from bulkhead.disputes import Ask
-from bulkhead.hostview import ProcessRef, cgroup_dirs, cmdline, is_alive, signal_process
+from bulkhead.hostview import (
+    ProcessRef,
+    cgroup_dirs,
+    cmdline,
+    is_alive,
+    namespace_id,
+    signal_process,
+)
 from bulkhead.runtime import Call
 from conformance._cgroups import ProcessCgroups, procs_of
 from conformance._support import (
@@ -612,8 +619,8 @@ def test_a_foreground_run_keeps_its_own_processes_out_of_the_container(
     process the runtime keeps for that (itself, a stage of its own) is not part of the
     environment config.json describes: every cgroup the container was given holds only
     processes of its pid namespace, so its pids limit, ``kill --all`` and ``ps`` see the
-    container alone. The init must be found
-    there (the control: the probe sees what is in the cgroup)."""
+    container alone. The init must be found there (the control: the probe sees what is in the
+    cgroup)."""
     with containers.bundle(containers.spec(sh("touch /ready; " + WAIT_FOREVER))) as (cid, bundle):
         argv = containers.client.argv("run", "--bundle", str(bundle.path), cid)
         quiet = subprocess.DEVNULL
@@ -623,7 +630,7 @@ def test_a_foreground_run_keeps_its_own_processes_out_of_the_container(
             poll(lambda: True if (bundle.upper / "ready").exists() else None, timeout=10.0,
                  what=f"/ready written by container {cid}")  # fmt: skip
             init = int(state_of(containers, cid)["pid"])
-            pid_ns = os.stat(f"/proc/{init}/ns/pid").st_ino
+            pid_ns = namespace_id(init, "pid")
             own = ProcessCgroups(os.getpid()).dirs()
             placed = {m: d for m, d in ProcessCgroups(init).dirs().items() if d != own[m]}
             assert placed, f"the init {init} is in no cgroup of its own: {own}"
@@ -650,8 +657,8 @@ def test_a_foreground_run_keeps_its_own_processes_out_of_the_container(
     assert code == 128 + 9, f"a foreground run whose program was SIGKILLed exited {code}: {err}"
 
 
-def _pid_ns_of(pid: int) -> int | None:
+def _pid_ns_of(pid: int) -> str | None:
     try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+        return namespace_id(pid, "pid")
     except OSError:
         return None  # gone since cgroup.procs was read

@@ -142,7 +142,8 @@ class Monitor:
 
     # --- run ----------------------------------------------------------------------------
     def pump(self, out_r: int, err_r: int) -> None:
-        log = self.log or LogWriter(self.container.log_path)
+        log = self.log
+        assert log is not None, "start made it"
         sel = selectors.DefaultSelector()
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
             os.set_blocking(fd, False)

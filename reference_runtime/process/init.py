@@ -142,12 +142,6 @@ def _fifo_through_proc(plan: InitPlan) -> bool:
 # and forks the init into them; the init makes or joins the rest itself.
 STAGE1_NAMESPACES = ("user", "pid", "time")
 
-# What a terminal or a supervisor sends a foreground run's process group: the runtime passes
-# it on to the init (linux/signals.py FORWARDED), so stage 1, still the init's parent, must
-# not die of it first.
-_IGNORED_BY_PARENT = ("HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH", "ALRM", "TSTP",
-                      "TTIN", "TTOU")  # fmt: skip
-
 
 def stage1(plan: InitPlan, pipe: int, system: System) -> None:
     """Makes or joins the user, pid and time namespaces, then forks the init (pid 1 of a new
@@ -188,7 +182,7 @@ def stage1(plan: InitPlan, pipe: int, system: System) -> None:
             os.close(plan.user_sync_fd)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        ns.unshare([kind for kind in plan.create if kind in ("pid", "time")])
+        ns.unshare([kind for kind in plan.create if kind in STAGE1_NAMESPACES and kind != "user"])
         if "time" in plan.create and plan.time_offsets:
             # time_namespaces(7): offsets are written before any process enters the namespace
             # (the next fork's child does).
@@ -228,9 +222,12 @@ def _parent_of(init: int) -> int:
     import _signal
 
     from reference_runtime.linux.proc import exit_code
-    from reference_runtime.linux.signals import SIGNALS
+    from reference_runtime.linux.signals import FORWARDED, SIGNALS
 
-    for name in _IGNORED_BY_PARENT:
+    # What a terminal or a supervisor sends the run's process group the runtime passes on to
+    # the init, so stage 1, still the init's parent, must not die of it first; nor stop for
+    # job control while it waits.
+    for name in (*FORWARDED, "TSTP", "TTIN", "TTOU"):
         _signal.signal(SIGNALS[name], _signal.SIG_IGN)
     os.closerange(3, 1 << 20)  # the init has its own copies; ours would hold the pipes open
     _, status = os.waitpid(init, 0)
